@@ -1,0 +1,59 @@
+# Compiler flow: phy -> train -> export -> hw (FINN -> RTL) -> bitstreams/<design>-<board>/
+# Designs and boards are names of files under configs/.
+SHELL := /bin/bash
+PY ?= .venv/bin/python
+DESIGN ?= eqnet-fq-2x2-64qam
+BOARD ?= pynq-z2
+RECIPE ?= short
+VECTORS ?= 10000
+RUN_DIR := runs/$(DESIGN)
+PKG := bitstreams/$(DESIGN)-$(BOARD)
+STAMP := .venv/.setup-$(shell sha256sum requirements.lock | cut -c1-16)
+
+.PHONY: setup lock test test-slow lint main train export hw bench-phy clean-build
+
+# Idempotent: re-runs only when requirements.lock changes.
+setup: $(STAMP)
+$(STAMP): requirements.lock
+	@test -x .venv/bin/python || python3 -m venv .venv
+	# Whole resolved set, no resolver: torch stays the CPU build, nothing else is pulled.
+	.venv/bin/pip install --quiet --no-deps -r requirements.lock
+	-.venv/bin/pip check  # expected: finn-plus pins brevitas==0.13.0; we run 0.13.4 (see requirements.txt)
+	@rm -f .venv/.setup-*; touch $@
+
+# Re-resolve requirements.txt into requirements.lock (needs network to PyPI).
+lock:
+	rm -rf /tmp/lockvenv && python3 -m venv /tmp/lockvenv
+	/tmp/lockvenv/bin/pip install torch==2.13.0 $$(grep -vE '^(#|$$|finn-plus|torch)' requirements.txt)
+	/tmp/lockvenv/bin/pip install --no-deps finn-plus==1.6.1
+	(echo "# Full pinned lock, installed with --no-deps by 'make setup' (see requirements.txt for the intent)."; \
+	 echo "# Regenerate: make lock (after editing requirements.txt)."; \
+	 /tmp/lockvenv/bin/pip freeze --all | grep -vE "^(pip|wheel)==" | grep -v '^finn-plus'; echo "finn-plus==1.6.1") > requirements.lock
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+lint: setup
+	$(PY) -m ruff check .
+
+# The main job: short training, export and the FINN flow for one design and board.
+main: setup
+	$(MAKE) train export hw DESIGN=$(DESIGN) BOARD=$(BOARD) RECIPE=$(RECIPE)
+
+train: setup
+	$(PY) -m train --design $(DESIGN) --recipe $(RECIPE) --out $(RUN_DIR)
+
+export: setup
+	$(PY) -m export --design $(DESIGN) --run $(RUN_DIR) --vectors $(VECTORS)
+
+hw: setup
+	$(PY) -m hw --design $(DESIGN) --board $(BOARD) --run $(RUN_DIR) --out $(PKG)
+
+bench-phy: setup
+	$(PY) -m phy.bench --out results/phy
+
+clean-build:
+	rm -rf build/$(DESIGN)-$(BOARD) $(PKG)
