@@ -1,0 +1,1 @@
+"""Brevitas -> QONNX export with an integer-coded input, and golden vectors."""

@@ -1,0 +1,133 @@
+"""Our named builder steps, used inside FINN's DataflowBuildConfig.steps beside FINN's own.
+
+Each step is ``step(model, cfg) -> model`` like FINN's, so the FINN builder runs,
+logs, times and checkpoints them (``intermediate_models/<step>.onnx``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from finn.builder.build_dataflow_config import DataflowBuildConfig
+from finn.builder.build_dataflow_steps import step_qonnx_to_finn, step_streamline
+from onnx import helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.infer_datatypes import InferDataTypes
+
+import hw.activation_thresholds  # noqa: F401  (registers the Tanh/Sigmoid handler with FINN)
+from hw.errors import UnsupportedModelError
+from hw.ties import place_half_even_after_conversion, place_half_even_on_integers
+
+# QONNX ops this flow knows how to carry into FINN; anything else is refused by name.
+SUPPORTED_QONNX_OPS = {
+    "Quant", "MatMul", "Gemm", "Add", "Mul", "Relu", "Tanh", "Sigmoid", "Concat",
+    "Reshape", "Flatten", "Identity", "Transpose", "Sub", "Div",
+}
+ROUNDING_HALF_EVEN = {"ROUND", "HALF_EVEN"}
+HOST_OUTPUT_SCALE = "host_output_scale"
+
+
+def _attr(node, name: str, default=None):  # noqa: ANN001, ANN202
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+def _is_pow2(x: np.ndarray) -> bool:
+    x = np.abs(np.asarray(x, dtype=np.float64))
+    return bool(np.all(x > 0) and np.all(np.log2(x) == np.round(np.log2(x))))
+
+
+def check_qonnx_model(model: ModelWrapper) -> None:
+    """Refuse, by node name and reason, what the integer contract cannot carry."""
+    for node in model.graph.node:
+        if node.op_type not in SUPPORTED_QONNX_OPS:
+            raise UnsupportedModelError(
+                node.name, node.op_type,
+                "no FINN mapping in this flow (supported: "
+                f"{', '.join(sorted(SUPPORTED_QONNX_OPS))})")
+        if node.op_type != "Quant":
+            continue
+        rounding = _attr(node, "rounding_mode", b"ROUND")
+        rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
+        if rounding.upper() not in ROUNDING_HALF_EVEN:
+            raise UnsupportedModelError(
+                node.name, "Quant",
+                f"rounding_mode {rounding}; the flow's one convention is round half to even")
+        scale = model.get_initializer(node.input[1])
+        if scale is None or not _is_pow2(scale):
+            raise UnsupportedModelError(
+                node.name, "Quant",
+                "scale is not a constant power of two, so rounding ties are not exact in "
+                "hardware (use Brevitas fixed-point quantizers)")
+
+
+def step_check_qonnx(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
+    """Refuse unsupported operators, rounding modes and non-power-of-two scales early."""
+    check_qonnx_model(model)
+    return model
+
+
+def step_qonnx_to_finn_half_even(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
+    """FINN's QONNX->FINN conversion, with thresholds placed for round-half-to-even."""
+    model = step_qonnx_to_finn(model, cfg)
+    return place_half_even_after_conversion(model)
+
+
+def output_scale_to_host(model: ModelWrapper) -> ModelWrapper:
+    """Drop the trailing scalar Mul (the accelerator emits integer codes); keep it as metadata."""
+    out = model.graph.output[0]
+    node = model.find_producer(out.name)
+    if node is None or node.op_type != "Mul":
+        raise UnsupportedModelError(
+            getattr(node, "name", out.name), getattr(node, "op_type", "?"),
+            "expected the streamlined graph to end in the output-scale Mul")
+    scale = model.get_initializer(node.input[1])
+    if scale is None or np.asarray(scale).size != 1:
+        raise UnsupportedModelError(node.name, "Mul", "output scale must be a scalar constant")
+    producer = model.find_producer(node.input[0])
+    model.graph.node.remove(node)
+    # Reconnect: the producer now writes the graph output directly.
+    for i, o in enumerate(producer.output):
+        if o == node.input[0]:
+            producer.output[i] = out.name
+    model.set_metadata_prop(HOST_OUTPUT_SCALE, repr(float(np.asarray(scale).item())))
+    model = model.transform(InferDataTypes())
+    dt = model.get_tensor_datatype(out.name)
+    if not dt.is_integer():
+        raise UnsupportedModelError(producer.name, producer.op_type,
+                                    f"output is {dt.name}, not integer codes, "
+                                    "after removing the scale")
+    return model
+
+
+def step_streamline_half_even(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
+    """FINN's streamlining, integer tie placement, and the output scale moved to the host."""
+    model = step_streamline(model, cfg)
+    model = place_half_even_on_integers(model)
+    return output_scale_to_host(model)
+
+
+def step_check_all_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
+    """After conversion to HW layers, every node must be one: name the first that is not."""
+    for node in model.graph.node:
+        if not node.domain.startswith("finn.custom_op.fpgadataflow"):
+            reason = "FINN has no hardware layer for it in this position"
+            if node.op_type == "MultiThreshold":
+                reason = "thresholds on a non-integer input cannot become a Thresholding layer"
+            elif node.op_type in ("Add", "Mul"):
+                reason = ("a float elementwise op was left after streamlining (FINN maps "
+                          "residual adds only with both inputs on one shared quantizer)")
+            raise UnsupportedModelError(node.name, node.op_type, reason)
+    return model
+
+
+def step_prefer_rtl(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
+    """Ask SpecializeLayers for RTL variants (MVAU_rtl, Thresholding_rtl, ...) everywhere."""
+    for node in model.graph.node:
+        if node.domain.startswith("finn.custom_op.fpgadataflow"):
+            inst = getCustomOp(node)
+            if "preferred_impl_style" in inst.get_nodeattr_types():
+                inst.set_nodeattr("preferred_impl_style", "rtl")
+    return model
