@@ -52,6 +52,7 @@ def bootstrap(build_dir: str | Path) -> None:
     """
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
+    # FINN caches its settings on first use: one scratch folder per process.
     os.environ["FINN_BUILD_DIR"] = str(build_dir)
     os.environ.setdefault("NUM_DEFAULT_WORKERS", str(os.cpu_count() or 1))
     if vivado_available():

@@ -14,8 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hw.finn_offline import bootstrap
-
 OFFLINE_STEPS: list[str] = [
     "step_check_qonnx",
     "step_qonnx_to_finn_half_even",
@@ -92,7 +90,6 @@ def run_finn_build(model_path: Path, build_dir: Path, design: dict[str, Any],
     steps = steps or OFFLINE_STEPS
     build_dir = build_dir.resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    bootstrap(build_dir / "finn_tmp")
     from finn.builder.build_dataflow import build_dataflow_cfg
     from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType
 
