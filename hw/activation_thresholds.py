@@ -13,6 +13,12 @@ function gives T_v only up to floating-point error, and Brevitas evaluates
 float32 numbers to the smallest float32 x with ``Q(f_f32(x)) >= v``, with Q the
 Brevitas quantizer (round half to even, saturating). For every float32 input the
 MultiThreshold then equals the float32 activation followed by the quantizer.
+
+Caveat, measured with torch 2.13 on x86 CPUs: ``torch.sigmoid`` in float32 gives
+results that differ by one ulp between its vectorized and scalar kernels, i.e.
+depending on an element's position in the tensor (``torch.tanh`` does not). A
+Sigmoid output that lands on a level edge can therefore differ from Brevitas;
+prefer Tanh (sigmoid(x) = (1 + tanh(x/2)) / 2) for bit-exact designs.
 """
 
 from __future__ import annotations
@@ -76,6 +82,7 @@ def activation_thresholds(act: str, scale: float, bits: int, signed: bool,
     a = np.full(levels.shape, _ordered(np.array([-big]))[0])
     b = np.full(levels.shape, _ordered(np.array([big]))[0])
     unreachable = qf(b) < levels
+    always = qf(a) >= levels
     for _ in range(40):
         mid = (a + b) // 2
         hit = qf(mid) >= levels
@@ -84,9 +91,11 @@ def activation_thresholds(act: str, scale: float, bits: int, signed: bool,
         if np.all(b - a <= 1):
             break
     t = _unordered(b).astype(np.float32)
-    t[unreachable] = np.inf
-    if qf(a).max(initial=lo) >= hi + 1 or np.any(qf(b)[~unreachable] < levels[~unreachable]):
+    ok = unreachable | always | ((qf(a) < levels) & (qf(b) >= levels))
+    if not ok.all():
         raise RuntimeError(f"threshold search for {act} did not converge")
+    t[unreachable] = np.inf
+    t[always] = -np.inf
     return t
 
 

@@ -7,10 +7,12 @@ installed (see hw.vivado).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ OFFLINE_STEPS: list[str] = [
     "step_create_dataflow_partition",
     "step_prefer_rtl",
     "step_specialize_layers",
+    "step_check_rtl_only",
     "step_target_fps_parallelization",
     "step_apply_folding_config",
     "step_minimize_bit_width",
@@ -39,11 +42,25 @@ STAGE_CHECKPOINTS = {
 }
 
 
-def _resolve_steps(names: list[str]) -> list[Any]:
-    """Our steps are callables from hw.steps; FINN's are passed by name."""
+def _resolve_steps(names: list[str], errors: list[BaseException]) -> list[Any]:
+    """Step callables (ours from hw.steps, FINN's from its registry), each wrapped so that
+    an exception is kept for the caller: FINN's builder logs it and only returns -1."""
+    from finn.builder.build_dataflow_steps import build_dataflow_step_lookup
+
     import hw.steps as ours
 
-    return [getattr(ours, n) if hasattr(ours, n) else n for n in names]
+    def keep_errors(step: Callable) -> Callable:
+        @functools.wraps(step)
+        def run(model: Any, cfg: Any) -> Any:
+            try:
+                return step(model, cfg)
+            except BaseException as e:
+                errors.append(e)
+                raise
+
+        return run
+
+    return [keep_errors(getattr(ours, n, None) or build_dataflow_step_lookup[n]) for n in names]
 
 
 def file_sha256(path: Path) -> str:
@@ -99,12 +116,13 @@ def run_finn_build(model_path: Path, build_dir: Path, design: dict[str, Any],
         return {"resumed_from": "done", "build_dir": str(build_dir)}
     (build_dir / "inputs.sha256").write_text(key + "\n")
     hw_cfg = design.get("hw", {})
+    errors: list[BaseException] = []
     cfg = DataflowBuildConfig(
         output_dir=str(build_dir),
         synth_clk_period_ns=1000.0 / board["clock_mhz"],
         fpga_part=board["part"],
         board=board["finn_board"],
-        steps=_resolve_steps(steps),
+        steps=_resolve_steps(steps, errors),
         start_step=start,
         target_fps=None if folding_file else hw_cfg.get("target_fps"),
         folding_config_file=str(folding_file) if folding_file else None,
@@ -121,5 +139,7 @@ def run_finn_build(model_path: Path, build_dir: Path, design: dict[str, Any],
         sys.stdout, sys.stderr = stdout, stderr
     if rc != 0:
         log = build_dir / "build_dataflow.log"
+        if errors:
+            raise errors[-1]
         raise RuntimeError(f"FINN build failed (exit {rc}); see {log}")
     return {"resumed_from": start, "build_dir": str(build_dir)}

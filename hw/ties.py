@@ -71,10 +71,14 @@ def place_half_even_on_integers(model: ModelWrapper) -> ModelWrapper:
         if not mt.doc_string.startswith(HALF_EVEN_TAG):
             continue
         if not model.get_tensor_datatype(mt.input[0]).is_integer():
+            src = model.find_producer(mt.input[0])
+            src = f"{src.op_type} {src.name!r}" if src is not None else "the graph input"
             raise UnsupportedModelError(
                 mt.name, "MultiThreshold",
-                "input is not integer after streamlining, so rounding ties cannot be placed "
-                "exactly (are all scales powers of two and biases on the accumulator scale?)")
+                f"its input (from {src}) is not integer after streamlining, so the quantizer "
+                "cannot become integer thresholds; FINN could not move a float scale past "
+                "it (joins need one shared quantizer on all inputs; scales must be powers "
+                "of two and biases on the accumulator scale)")
         lowest = int(mt.doc_string[len(HALF_EVEN_TAG):])
         t = np.asarray(model.get_initializer(mt.input[1]), dtype=np.float32)
         odd = (_levels(t.shape[-1], lowest) % 2 == 1)[None, :]
