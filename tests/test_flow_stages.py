@@ -53,3 +53,25 @@ def test_half_up_thresholds_fail_on_ties(small_mlp_export: dict, pynq_z2: dict, 
         assert table[stage]["mismatches"] > 0.05 * len(g["inputs"]), (stage, table[stage])
     tie_rows = np.flatnonzero(g["ties"] > 0)
     assert len(tie_rows) > 0
+
+
+def test_interrupted_build_resumes_from_last_finished_step(small_mlp_export: dict,
+                                                           pynq_z2: dict, tmp_path) -> None:
+    from hw.flow import OFFLINE_STEPS, run_finn_build
+
+    build = tmp_path / "build"
+    first = run_finn_build(small_mlp_export["qonnx"], build, FLOW_DESIGN, pynq_z2)
+    assert first["resumed_from"] is None
+    assert run_finn_build(small_mlp_export["qonnx"], build, FLOW_DESIGN,
+                          pynq_z2)["resumed_from"] == "done"
+    # Simulate an interruption after step_specialize_layers: later checkpoints are missing.
+    cut = OFFLINE_STEPS.index("step_specialize_layers") + 1
+    for step in OFFLINE_STEPS[cut:]:
+        (build / "intermediate_models" / f"{step}.onnx").unlink()
+    again = run_finn_build(small_mlp_export["qonnx"], build, FLOW_DESIGN, pynq_z2)
+    assert again["resumed_from"] == OFFLINE_STEPS[cut]
+    assert (build / "intermediate_models" / "step_hw_codegen.onnx").is_file()
+    # Changed inputs (another board) never resume from a stale build.
+    other = dict(pynq_z2, part="xczu7ev-ffvc1156-2-e")
+    assert run_finn_build(small_mlp_export["qonnx"], build, FLOW_DESIGN,
+                          other)["resumed_from"] is None
