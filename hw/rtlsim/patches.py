@@ -144,10 +144,12 @@ PATCHES = [
                 "input still in the pipeline (CORE_PIPELINE_DEPTH of them, plus the one "
                 "accepted in the cycle the lock is being set) is a result: two more than fit. "
                 "The shift-register queue then drops its oldest entry (lost output). With "
-                "SF >= 2 results are at least two cycles apart and the queue never fills."),
-        upstream_bug=("Yes, an upstream bug in finn-rtllib mvu_vvu_axi.sv: data loss under "
-                      "back-pressure for SF = 1 (the comment above MAX_IN_FLIGHT calls the depth "
-                      "conservative, but it ignores the lock's own latency)."),
+                "SF >= 2 results are at least two cycles apart and the queue never fills. "
+                "This is a code analysis; the overflow was not reproduced inside the stitched "
+                "top (output FIFOs shield the MVAU), see tests/test_rtlsim_simd_mw.py."),
+        upstream_bug=("Likely upstream (finn-rtllib mvu_vvu_axi.sv): the comment above "
+                      "MAX_IN_FLIGHT calls the depth conservative, but it ignores the lock's own "
+                      "register latency; the patch only deepens the queue by two entries."),
     ),
 ]
 
