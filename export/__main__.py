@@ -32,7 +32,7 @@ def main() -> None:
     x = design_features(design, n, seed=12345)
     golden = build_golden(model, x, design["model"]["input_quant"]["bits"])
     np.savez_compressed(out / "golden.npz", **golden)
-    counts = {k: int((golden["set"] == k).sum()) for k in np.unique(golden["set"])}
+    counts = {str(k): int((golden["set"] == k).sum()) for k in np.unique(golden["set"])}
     print(f"exported {out / 'model_qonnx.onnx'}; golden vectors {counts}, "
           f"exact ties {int(golden['ties'].sum())} in {int((golden['ties'] > 0).sum())} vectors")
 
