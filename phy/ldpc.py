@@ -168,7 +168,10 @@ class BPDecoder:
 
     ``rule``: "sum-product", "minsum" or "offset-minsum" (offset ``offset``).
     Messages are clipped to +-``llr_max`` (20, as Sionna). ``chunk`` codewords are
-    decoded at a time so that the message arrays stay in cache.
+    decoded at a time so that the message arrays stay in cache. ``threads``: torch
+    intra-op threads while decoding (restored afterwards; None leaves torch's
+    setting). One thread is the default: the per-op arrays are small, and on a
+    shared 2-core machine OpenMP fork/join stalls made some ops 50x slower.
 
     Layout: edges are "slot-major" (slot j of every check node, j < max check
     degree; short checks are padded with a dummy variable node that is a certain
@@ -188,11 +191,13 @@ class BPDecoder:
         offset: float = 0.5,
         llr_max: float = 20.0,
         chunk: int = 128,
+        threads: int | None = 1,
     ) -> None:
         if rule not in CN_RULES:
             raise ValueError(f"rule must be one of {CN_RULES}")
         self.code, self.rule, self.iterations = code, rule, iterations
         self.early_stop, self.offset, self.llr_max, self.chunk = early_stop, offset, llr_max, chunk
+        self.threads = threads
         rows = [np.flatnonzero(r) for r in code.pcm]
         self.degree = max(len(r) for r in rows)
         cn_vn = np.full((len(rows), self.degree), code.n, dtype=np.int64)  # pad -> dummy VN
@@ -266,7 +271,13 @@ class BPDecoder:
     def decode(self, llr: np.ndarray | torch.Tensor) -> DecodeResult:
         """Decode channel LLRs (B, n), L = ln P(1)/P(0)."""
         llr = torch.as_tensor(np.asarray(llr), dtype=torch.float32).reshape(-1, self.code.n)
-        parts = [self._decode_chunk(llr[s : s + self.chunk])
-                 for s in range(0, llr.shape[0], self.chunk)]
+        saved = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        try:
+            parts = [self._decode_chunk(llr[s : s + self.chunk])
+                     for s in range(0, llr.shape[0], self.chunk)]
+        finally:
+            torch.set_num_threads(saved)
         bits, iters, done = (torch.cat(p).numpy() for p in zip(*parts, strict=True))
         return DecodeResult(bits=bits, iterations=iters, converged=done)

@@ -29,10 +29,10 @@ def snr_at_bler(points: list[dict], target: float) -> float | None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="results/phy")
-    p.add_argument("--codewords", type=int, default=1500)
-    p.add_argument("--target-errors", type=int, default=150)
+    p.add_argument("--codewords", type=int, default=3000)
+    p.add_argument("--target-errors", type=int, default=200)
     p.add_argument("--snr", type=float, nargs="+",
-                   default=[10, 12, 14, 16, 18, 20, 22, 24, 26])
+                   default=[11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22])
     a = p.parse_args()
     import torch
 
