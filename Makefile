@@ -10,7 +10,7 @@ RUN_DIR := runs/$(DESIGN)
 PKG := bitstreams/$(DESIGN)-$(BOARD)
 STAMP := .venv/.setup-$(shell sha256sum requirements.lock | cut -c1-16)
 
-.PHONY: setup lock test test-slow lint main train export hw bench-phy clean-build
+.PHONY: setup lock test test-slow lint main train export hw bench-phy phy-curve clean-build
 
 # Idempotent: re-runs only when requirements.lock changes.
 setup: $(STAMP)
@@ -54,6 +54,10 @@ hw: setup
 
 bench-phy: setup
 	$(PY) -m phy.bench --out results/phy
+
+# Reference BLER curve: ML vs ZF-SIC vs LMMSE, 2x2 64-QAM Rayleigh, 802.11n LDPC (~5 min).
+phy-curve: setup
+	$(PY) -m phy.reference_curve --out results/phy
 
 clean-build:
 	rm -rf build/$(DESIGN)-$(BOARD) $(PKG)
