@@ -108,13 +108,17 @@ def _enumerated_loglik(
     n_t = H.shape[2]
     enum = [k for k in range(n_t) if k != free]
     hyps = _hypotheses(bps, len(enum))  # (K, n_enum)
-    r = y[:, :, None] - H[:, :, enum] @ hyps.T  # (B, N_r, K)
+    # Elementwise rather than matmul: numpy's stacked complex matmul of these small
+    # shapes was 10x slower (and stalls on a loaded machine with threaded BLAS).
+    r = np.repeat(y[:, :, None], hyps.shape[0], axis=2)  # (B, N_r, K)
+    for j, k in enumerate(enum):
+        r -= H[:, :, k, None] * hyps[None, None, :, j]
     r2 = (r.real**2 + r.imag**2).sum(axis=1)  # (B, K)
     if free is None:
         return -r2 / n0[:, None]
     h = H[:, :, free]  # (B, N_r)
     g = np.maximum((h.real**2 + h.imag**2).sum(axis=1), np.finfo(float).tiny)  # (B,)
-    num = (h.conj()[:, None, :] @ r)[:, 0, :]  # h^H r, (B, K)
+    num = (h.conj()[:, :, None] * r).sum(axis=1)  # h^H r, (B, K)
     z = num / g[:, None]
     out = -(r2 - (num.real**2 + num.imag**2) / g[:, None]) / n0[:, None]
     scale = (g / n0)[:, None]
