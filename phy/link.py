@@ -62,7 +62,7 @@ class LinkConfig:
     batch_codewords: int = 100
     seed: int = 0
     label: str = ""
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # free-form metadata, saved in the JSON
 
 
 def _channel(cfg: LinkConfig, n_vec: int, n_cw: int, rng) -> np.ndarray:

@@ -51,3 +51,15 @@ def test_epa_siso_link_runs():
                              max_codewords=40, batch_codewords=20))
     lo, hi = res["points"]
     assert lo["bler"] > hi["bler"] and hi["bler"] == 0.0
+
+
+def test_snr_at_bler_interpolation():
+    from phy.reference_curve import snr_at_bler
+
+    pts = [{"snr_db": 10.0, "bler": 0.1, "codewords": 100},
+           {"snr_db": 12.0, "bler": 0.001, "codewords": 1000}]
+    snr, exact = snr_at_bler(pts, 1e-2)
+    assert snr == 11.0 and exact
+    pts[1] = {"snr_db": 12.0, "bler": 0.0, "codewords": 1000}  # zero errors -> upper bound
+    snr, exact = snr_at_bler(pts, 1e-2)
+    assert snr == 11.0 and not exact
