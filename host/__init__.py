@@ -1,0 +1,19 @@
+"""PYNQ host runtime: one driver for the board and for the RTL simulation (issue 5).
+
+Board side (numpy, plus pynq on a board; numpy 1.x and 2.x):
+
+``host.package``   open ``bitstreams/<design>-<board>/``, refuse artifacts whose sha256 differs
+``host.codec``     float <-> integer codes per the manifest, FINN's folding and byte packing
+``host.driver``    :class:`host.driver.Accelerator`: ``execute``, ``execute_codes``, batching,
+                   the IODMA buffer/register sequence of FINN's PYNQ driver
+``host.backends.pynq_backend``  the board: ``pynq.Overlay``, ``pynq.allocate``, IODMA MMIO
+
+Development side (torch, FINN, Verilator; never imported on the board):
+
+``host.backends.rtlsim``     the same buffers and registers, served by the Verilator
+                             simulation of the package's RTL (hw.rtlsim)
+``host.backends.reference``  Brevitas checkpoint or QONNX execution
+``host.verify`` / ``host.bench``  ``python -m host verify|bench PACKAGE``
+
+This package imports nothing at module level, so ``import host`` is safe everywhere.
+"""
