@@ -253,9 +253,9 @@ class RtlsimBackend(DmaBackend):
     name = "rtlsim"
 
     def __init__(self, package: Package, batch_size: int, work: str | Path | None = None,
-                 seed: int = 1, p_valid: float = 1.0, p_ready: float = 1.0) -> None:
+                 sim_seed: int = 1, p_valid: float = 1.0, p_ready: float = 1.0) -> None:
         binary, rtl = ensure_binary(package, Path(work) if work else None)
-        self.device = SimDevice(binary, rtl, self, seed, p_valid, p_ready)
+        self.device = SimDevice(binary, rtl, self, sim_seed, p_valid, p_ready)
         super().__init__(package, batch_size, self.device.idma, self.device.odma)
 
     def allocate(self, shape: tuple[int, ...]) -> np.ndarray:
