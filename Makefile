@@ -74,3 +74,14 @@ sim: setup
 bitstream: setup
 	$(MAKE) hw sim DESIGN=$(DESIGN) BOARD=$(BOARD) PKG=$(PKG) RUN_DIR=$(RUN_DIR)
 	$(PY) -m hw.vivado --design $(DESIGN) --board $(BOARD) --pkg $(PKG)
+
+# Issue 5: host runtime. verify: golden + fresh channel vectors through the driver (rtlsim
+# off-board, the .bit on a PYNQ board); bench-host: CPU/GPU vs FPGA (RTL cycles), JSON + PNG.
+HOST_BACKEND ?= auto
+HOST_VECTORS ?= 20000
+.PHONY: verify bench-host
+verify: setup
+	$(PY) -m host verify $(PKG) --backend $(HOST_BACKEND) --vectors $(HOST_VECTORS)
+
+bench-host: setup
+	$(PY) -m host bench $(PKG) --out results/host

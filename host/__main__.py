@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--min-time", type=float, default=0.3, help="seconds per measurement")
     b.add_argument("--backend", default="auto", choices=["auto", "pynq", "rtlsim"],
                    help="accelerator backend for wall-time (board) / cycle counts (rtlsim)")
+    b.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     a = ap.parse_args(argv)
 
     if a.cmd == "verify":
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             a.backend = "pynq" if on_board() else "rtlsim"
         report, facts = verify(a.package, a.backend, a.vectors, a.seed, a.batch_size,
                                **_backend_opts(a))
-        print(f"package {facts['package']} ({facts['artifacts_checked']} artifacts sha256-checked)")
+        print(f"package {facts['package']} "
+              f"({facts['artifacts_checked']} artifacts sha256-checked)")
         print(f"backend {facts['backend']}" + (f" (input valid p={a.p_valid}, output ready "
                                                f"p={a.p_ready}, seed {a.sim_seed})"
                                                if a.backend == "rtlsim" else ""))
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from host.bench import run_bench
     return run_bench(a.package, a.out, [int(s) for s in a.batch_sizes.split(",")],
-                     a.min_time, a.backend)
+                     a.min_time, a.backend, a.threads)
 
 
 if __name__ == "__main__":
