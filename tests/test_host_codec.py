@@ -1,0 +1,59 @@
+"""host.codec: float<->code rule and FINN's packing, checked against FINN's own functions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hw  # noqa: F401  (offline FINN bootstrap)
+from host.codec import IntType, StreamSpec, check_codes, float_to_codes, pack, unpack
+
+
+def spec(dtype: str, beats: int, elems: int, scale: float = 2.0 ** -7) -> StreamSpec:
+    bits = IntType.parse(dtype).bits
+    return StreamSpec.from_manifest({"shape": [1, beats * elems], "datatype": dtype,
+                                     "scale": scale, "folded_shape": [1, beats, elems],
+                                     "stream_width_bits": bits * elems})
+
+
+@pytest.mark.parametrize("dtype,beats,elems", [("INT8", 2, 6), ("INT6", 6, 1), ("UINT4", 3, 5),
+                                               ("INT3", 4, 3), ("INT16", 1, 3),
+                                               ("BINARY", 2, 9)])
+def test_pack_matches_finn_driver_packing(dtype: str, beats: int, elems: int) -> None:
+    from finn.util.data_packing import finnpy_to_packed_bytearray, packed_bytearray_to_finnpy
+    from qonnx.core.datatype import DataType
+
+    s = spec(dtype, beats, elems)
+    rng = np.random.default_rng(0)
+    codes = rng.integers(s.dtype.min, s.dtype.max + 1, size=(37, s.features))
+    codes[0], codes[1] = s.dtype.min, s.dtype.max
+    ours = pack(codes, s)
+    folded = codes.reshape(37, beats, elems).astype(np.float32)
+    finn = finnpy_to_packed_bytearray(folded, DataType[dtype], reverse_inner=True,
+                                      reverse_endian=True)
+    assert ours.shape == s.packed_shape(37) == finn.shape
+    assert np.array_equal(ours, np.ascontiguousarray(finn))
+    back = packed_bytearray_to_finnpy(ours, DataType[dtype], folded.shape, reverse_inner=True,
+                                      reverse_endian=True)
+    assert np.array_equal(back.reshape(37, -1).astype(np.int64), codes)
+    assert np.array_equal(unpack(ours, s), codes)
+
+
+def test_float_to_codes_half_even_and_saturation() -> None:
+    s = spec("INT8", 1, 6)
+    q = 2.0 ** -7
+    x = np.array([[0.5 * q, 1.5 * q, 2.5 * q, -0.5 * q, -1.5 * q, -2.5 * q],
+                  [10.0, -10.0, 127.4 * q, -128.6 * q, 126.5 * q, -127.5 * q]])
+    assert float_to_codes(x, s).tolist() == [[0, 2, 2, 0, -2, -2],
+                                             [127, -128, 127, -128, 126, -128]]
+
+
+def test_check_codes_refuses_out_of_range_and_fractions() -> None:
+    s = spec("INT6", 6, 1)
+    assert check_codes(np.array([-32, 31, 0, 1, 2, 3]), s).shape == (1, 6)
+    with pytest.raises(ValueError, match="outside INT6"):
+        check_codes(np.full((2, 6), 32), s)
+    with pytest.raises(ValueError, match="integers"):
+        check_codes(np.full((2, 6), 0.5), s)
+    with pytest.raises(ValueError, match="expected"):
+        check_codes(np.zeros((2, 5), np.int64), s)

@@ -1,0 +1,125 @@
+"""host.driver through the rtlsim backend: batching, packing, the IODMA register/buffer
+sequence, back-pressure, the float path, and the pynq backend's refusal off-board.
+
+The package is the small test MLP compiled by the offline flow (tests.test_rtlsim_cosim);
+its RTL runs in Verilator behind the modelled IODMAs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from host.backends.rtlsim import DRAM_BASE, SimulationError
+from host.codec import codes_to_float, float_to_codes
+from host.driver import (
+    AP_DONE,
+    AP_IDLE,
+    AP_START,
+    REG_ADDR_HI,
+    REG_ADDR_LO,
+    REG_CTRL,
+    REG_NUM_REPS,
+    Accelerator,
+    BoardUnavailableError,
+)
+from tests.test_rtlsim_cosim import make_package
+
+N = 45
+
+
+@pytest.fixture(scope="module")
+def host_pkg(small_mlp_export: dict[str, Any], pynq_z2: dict[str, Any],
+             tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("host_pkg")
+    pkg = make_package(small_mlp_export, pynq_z2, root)
+    g = small_mlp_export["golden"]
+    return {"pkg": pkg, "work": root / "rtlsim", "inputs": g["inputs"][:N].astype(np.int64),
+            "outputs": g["outputs"][:N].astype(np.int64), "model": small_mlp_export["model"]}
+
+
+def acc_of(h: dict[str, Any], batch: int, **opts: Any) -> Accelerator:
+    return Accelerator(h["pkg"], "rtlsim", batch_size=batch, work=h["work"], **opts)
+
+
+@pytest.mark.parametrize("batch", [1, 7, 16, N, 64])
+def test_batching_is_bit_exact(host_pkg: dict[str, Any], batch: int) -> None:
+    with acc_of(host_pkg, batch) as acc:
+        got = acc.execute_codes(host_pkg["inputs"])
+        assert np.array_equal(got, host_pkg["outputs"])
+        assert acc.last["calls"] == -(-N // batch)
+        assert acc.backend.device.transfers == acc.last["calls"]
+
+
+def test_register_and_buffer_sequence(host_pkg: dict[str, Any]) -> None:
+    with acc_of(host_pkg, 16) as acc:
+        dev = acc.backend.device
+        acc.execute_codes(host_pkg["inputs"][:20])  # 16 + 4: the short batch reuses buffers
+        ib, ob = acc.backend.ibuf, acc.backend.obuf
+        assert ib.device_address >= DRAM_BASE > 0xFFFFFFFF  # high word in use
+        seq = []
+        for k in (16, 4):
+            seq += [("flush", ib.device_address, ib.nbytes), ("read", "odma0", REG_CTRL, AP_IDLE)]
+            for name, buf in (("odma0", ob), ("idma0", ib)):
+                seq += [("write", name, REG_ADDR_LO, buf.device_address & 0xFFFFFFFF),
+                        ("write", name, REG_ADDR_HI, buf.device_address >> 32),
+                        ("write", name, REG_NUM_REPS, k), ("write", name, REG_CTRL, AP_START)]
+            seq += [("read", "odma0", REG_CTRL, AP_DONE | AP_IDLE),
+                    ("invalidate", ob.device_address, ob.nbytes)]
+        assert dev.trace == seq
+        assert ib.shape == acc.input.packed_shape(16) and ob.shape == acc.output.packed_shape(16)
+
+
+def test_unflushed_input_buffer_is_not_seen(host_pkg: dict[str, Any]) -> None:
+    """A cacheable buffer that is not flushed leaves DRAM stale, as on the board."""
+    with acc_of(host_pkg, 8) as acc:
+        x = host_pkg["inputs"][:8]
+        acc.backend.ibuf.flush = lambda: None
+        got = acc.execute_codes(x)
+        zeros = acc_of(host_pkg, 8).execute_codes(np.zeros_like(x))
+        assert np.array_equal(got, zeros) and not np.array_equal(got, host_pkg["outputs"][:8])
+
+
+def test_mismatched_num_reps_would_stall(host_pkg: dict[str, Any]) -> None:
+    with acc_of(host_pkg, 4) as acc:
+        dev = acc.backend.device
+        dev.odma.write(REG_NUM_REPS, 3)
+        dev.odma.write(REG_CTRL, AP_START)
+        dev.idma.write(REG_NUM_REPS, 4)
+        with pytest.raises(SimulationError, match="would stall"):
+            dev.idma.write(REG_CTRL, AP_START)
+
+
+def test_backpressure_and_float_path(host_pkg: dict[str, Any]) -> None:
+    """Random valid gaps/back-pressure; execute(float) equals the Brevitas float output."""
+    model = host_pkg["model"]
+    rng = np.random.default_rng(5)
+    x = np.tanh(rng.normal(0, 2, (30, 12))).astype(np.float32)
+    with acc_of(host_pkg, 11, p_valid=0.5, p_ready=0.4, sim_seed=3) as acc:
+        assert np.array_equal(acc.execute_codes(host_pkg["inputs"]), host_pkg["outputs"])
+        y = acc.execute(x)
+        with torch.no_grad():
+            ref = model(torch.from_numpy(x)).numpy()
+        assert y.dtype == np.float32 and np.array_equal(y, ref)
+        codes = float_to_codes(x, acc.input)
+        assert np.array_equal(codes_to_float(acc.execute_codes(codes), acc.output), ref)
+        assert np.array_equal(acc.execute(x[0]), ref[0])
+
+
+def test_pynq_backend_refuses_off_board(host_pkg: dict[str, Any]) -> None:
+    with pytest.raises(BoardUnavailableError, match="PYNQ board|no .bit"):
+        Accelerator(host_pkg["pkg"], "pynq")
+
+
+def test_verify_cli_on_small_package(host_pkg: dict[str, Any], tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from host.__main__ import main
+
+    rc = main(["verify", str(host_pkg["pkg"]), "--backend", "rtlsim", "--vectors", "0",
+               "--batch-size", "333"])
+    out = capsys.readouterr().out
+    assert rc == 0 and out.strip().endswith("passed, 0 failed"), out
