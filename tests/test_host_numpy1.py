@@ -1,0 +1,102 @@
+"""The board path (host.package, host.codec, host.driver, host.backends.pynq_backend) in a
+separate venv with the board's pins (host/requirements-board.txt: pynq 4.0.0, numpy 1.x),
+and import isolation under this venv's numpy 2.
+
+Cost: the venv is created once (python -m venv + pip install pynq and numpy<2 from the
+package index: about 40 s and 230 MB here) and cached in $HOST_BOARD_VENV_CACHE (default
+/tmp) under the hash of the requirements file; later runs take about 2 s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from host.codec import StreamSpec, float_to_codes, pack
+from tests.test_host_package import fake_package
+
+REPO = Path(__file__).resolve().parent.parent
+REQS = REPO / "host" / "requirements-board.txt"
+BOARD_MODULES = ["host", "host.package", "host.codec", "host.driver",
+                 "host.backends.pynq_backend"]
+FORBIDDEN = ["torch", "finn", "qonnx", "brevitas", "hw", "onnx", "train", "export"]
+
+SCRIPT = r"""
+import json, sys
+import numpy as np
+from pathlib import Path
+import host.package, host.codec, host.driver, host.backends.pynq_backend
+from host.codec import StreamSpec, float_to_codes, pack, unpack
+from host.driver import Accelerator, BoardUnavailableError, on_board
+bad = [m for m in {forbidden} if m in sys.modules]
+assert not bad, bad
+d = Path(sys.argv[1])
+io = json.loads((d / "io.json").read_text())
+si = StreamSpec.from_manifest(io["input"])
+x = np.load(d / "x.npy")
+codes = float_to_codes(x, si)
+assert np.array_equal(codes, np.load(d / "codes.npy"))
+packed = pack(codes, si)
+assert np.array_equal(packed, np.load(d / "packed.npy"))
+assert np.array_equal(unpack(packed, si), codes)
+assert not on_board()
+for pkg in ("nobit", "withbit"):
+    try:
+        Accelerator(d / pkg, backend="pynq")
+        raise SystemExit("pynq backend did not refuse off-board")
+    except BoardUnavailableError as e:
+        print(pkg, "refused:", str(e).splitlines()[0])
+import pynq
+print("numpy", np.__version__, "pynq", pynq.__version__)
+"""
+
+
+def board_venv() -> Path:
+    """The cached venv with the board's requirements (created on first use)."""
+    key = hashlib.sha256(REQS.read_bytes()).hexdigest()[:12]
+    venv = Path(os.environ.get("HOST_BOARD_VENV_CACHE", "/tmp")) / f"host-board-venv-{key}"
+    py = venv / "bin" / "python"
+    if not (venv / ".complete").is_file():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "-r", str(REQS)], check=True)
+        (venv / ".complete").touch()
+    return py
+
+
+def test_board_path_runs_with_numpy1_and_pynq(tmp_path: Path) -> None:
+    py = board_venv()
+    io = json.loads((fake_package(tmp_path / "nobit") / "manifest.json").read_text())["io"]
+    withbit = fake_package(tmp_path / "withbit")
+    (withbit / "accel.bit").write_bytes(b"\x00" * 64)
+    m = json.loads((withbit / "manifest.json").read_text())
+    m["artifacts"]["accel.bit"] = hashlib.sha256(b"\x00" * 64).hexdigest()
+    (withbit / "manifest.json").write_text(json.dumps(m))
+    si = StreamSpec.from_manifest(io["input"])
+    x = np.random.default_rng(0).uniform(-1.2, 1.2, (64, 12))
+    x[:4, :2] = np.array([0.5, 1.5, 2.5, -2.5])[:, None] * si.scale  # ties
+    codes = float_to_codes(x, si)
+    (tmp_path / "io.json").write_text(json.dumps(io))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "codes.npy", codes)
+    np.save(tmp_path / "packed.npy", pack(codes, si))
+    r = subprocess.run([str(py), "-c", SCRIPT.replace("{forbidden}", repr(FORBIDDEN)),
+                        str(tmp_path)], cwd=REPO, capture_output=True, text=True,
+                       env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "numpy 1." in r.stdout and "pynq 4.0.0" in r.stdout
+    assert "nobit refused" in r.stdout and "withbit refused: pynq.Overlay" in r.stdout
+
+
+@pytest.mark.parametrize("module", BOARD_MODULES)
+def test_board_modules_import_only_numpy(module: str) -> None:
+    code = (f"import sys, {module}; bad = [m for m in {FORBIDDEN!r} if m in sys.modules]; "
+            "assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
