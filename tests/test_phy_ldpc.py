@@ -85,6 +85,19 @@ def test_matches_sionna_decoder(code_and_words, rule, sionna_rule):
     assert np.mean((ours != ref).any(axis=1)) <= 0.02
 
 
+@pytest.mark.parametrize("early_stop", [False, True])
+def test_two_workers_decode_identically(code_and_words, early_stop):
+    code, words = code_and_words
+    llr = _bpsk_awgn_llr(words[:700], 1.75, code.rate, seed=4)  # 6 chunks, some failures
+    one = BPDecoder(code, "offset-minsum", early_stop=early_stop, chunk=128).decode(llr)
+    two = BPDecoder(code, "offset-minsum", early_stop=early_stop, chunk=128,
+                    workers=2).decode(llr)
+    assert (one.bits != words[:700]).any(axis=1).sum() > 0  # failures are compared too
+    np.testing.assert_array_equal(two.bits, one.bits)
+    np.testing.assert_array_equal(two.iterations, one.iterations)
+    np.testing.assert_array_equal(two.converged, one.converged)
+
+
 def test_erasures_and_sign_convention(code_and_words):
     code, words = code_and_words
     llr = np.where(words[:8] == 1, 5.0, -5.0)  # L = ln P(1)/P(0)
