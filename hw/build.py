@@ -14,19 +14,23 @@ from qonnx.core.modelwrapper import ModelWrapper
 from configs import load_board, load_design
 from export.golden import reference_codes
 from hw.flow import STAGE_CHECKPOINTS, run_finn_build
-from hw.package import collect_rtl, folding_of, io_contract, tool_versions, write_manifest
+from hw.package import (
+    collect_rtl,
+    finn_resource_total,
+    folding_of,
+    io_contract,
+    tool_versions,
+    write_manifest,
+)
 from hw.verify import compare, verify_stages
 from train.checkpoint import load_trained
 
 
 def estimates_summary(report_dir: Path, clock_mhz: float) -> dict[str, Any]:
-    """FINN's analytic estimates: resources summed over layers, cycles, fps and latency."""
+    """FINN's analytic estimates: resource totals, cycles, fps and latency."""
     perf = json.loads((report_dir / "estimate_network_performance.json").read_text())
-    layers = json.loads((report_dir / "estimate_layer_resources.json").read_text())
-    total: dict[str, float] = {}
-    for res in layers.values():
-        for k in ("LUT", "DSP", "BRAM_18K", "URAM"):
-            total[k] = total.get(k, 0) + float(res.get(k, 0))
+    total = finn_resource_total(
+        json.loads((report_dir / "estimate_layer_resources.json").read_text()))
     # FINN's fps/latency figures assume its target clock; restate them at the board clock.
     cycles = perf["max_cycles"]
     return {

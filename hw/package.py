@@ -35,6 +35,18 @@ HW_ATTRS = ["PE", "SIMD", "mem_mode", "ram_style", "resType", "inputDataType",
             "outputDataType", "weightDataType", "MW", "MH", "NumChannels", "numSteps"]
 
 
+
+RESOURCE_KEYS = ("LUT", "DSP", "BRAM_18K", "URAM")
+
+
+def finn_resource_total(layers: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Totals of FINN's ``estimate_layer_resources.json``: its own ``total`` row where
+    present (that file holds one row per layer *and* the total, so summing every row
+    counts each layer twice), else the sum over the layer rows."""
+    if "total" in layers:
+        return {k: float(layers["total"].get(k, 0)) for k in RESOURCE_KEYS}
+    return {k: sum(float(r.get(k, 0)) for r in layers.values()) for k in RESOURCE_KEYS}
+
 def tool_versions() -> dict[str, str]:
     out = {}
     for t in TOOLS:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 import hw.steps
 from export.golden import reference_codes
-from hw.build import compile_and_verify
+from hw.build import compile_and_verify, estimates_summary
 from tests.conftest import FLOW_DESIGN
 
 STAGES = ["brevitas_cpu", "qonnx", "finn_converted", "streamlined", "hw_folded"]
@@ -37,6 +39,14 @@ def test_every_stage_bit_exact(small_mlp_export: dict, pynq_z2: dict, tmp_path) 
     assert res["io"]["output"]["scale"] == 2.0**-5
     # Signed inputs: INT8 codes, negative ones included, enter the accelerator as they are.
     assert res["io"]["input"]["datatype"] == "INT8" and g["inputs"].min() == -128
+    # FINN's per-layer report also holds a "total" row: the estimate counts each layer once.
+    report = tmp_path / "build" / "report"
+    layers = json.loads((report / "estimate_layer_resources.json").read_text())
+    est = estimates_summary(report, pynq_z2["clock_mhz"])["resources"]
+    for key in ("LUT", "DSP", "BRAM_18K"):
+        by_layer = sum(float(r.get(key, 0)) for name, r in layers.items() if name != "total")
+        assert est[key] == by_layer == float(layers["total"][key]), key
+    assert est["LUT"] > 0
 
 
 def test_half_up_thresholds_fail_on_ties(small_mlp_export: dict, pynq_z2: dict, tmp_path,

@@ -37,3 +37,6 @@ def test_package_verified_on_every_stage(board: str) -> None:
     assert files and all((pkg / "rtl" / f).is_file() for f in files)
     assert m["io"]["input"]["datatype"] == "INT8" and m["io"]["output"]["datatype"] == "INT6"
     assert m["estimates"]["resources"]["LUT"] > 0
+    finn_total = json.loads((pkg / "reports" / "estimate_layer_resources.json").read_text())
+    for key in ("LUT", "DSP", "BRAM_18K"):  # each layer counted once (not the total row too)
+        assert m["estimates"]["resources"][key] == float(finn_total["total"][key]), key

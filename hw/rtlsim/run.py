@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from hw.flow import file_sha256
-from hw.package import write_manifest
+from hw.package import RESOURCE_KEYS, finn_resource_total, write_manifest
 from hw.rtlsim import patches, stitch, vectors, verilate, yosys
 
 CODE = [Path(m.__file__) for m in (patches, stitch, verilate, vectors, yosys)] + [verilate.TB]
@@ -161,11 +161,8 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
     est_file = pkg / "reports" / "estimate_layer_resources.json"
     finn_layers = json.loads(est_file.read_text()) if est_file.is_file() else {}
     if res is not None:
-        # FINN's own "total" row of its per-layer report (summing every row of that file
-        # would count each layer twice, the total row included).
-        est = ({k: float(v) for k, v in finn_layers["total"].items()} | {
-                   "source": "reports/estimate_layer_resources.json: total"}
-               if "total" in finn_layers else manifest.get("estimates", {}).get("resources", {}))
+        est = (finn_resource_total(finn_layers) | {
+            "source": "reports/estimate_layer_resources.json"}) if finn_layers else {}
         manifest["resources"] = {
             "label": "pre-place-and-route (no Vivado): Yosys synth_xilinx counts and FINN's "
                      "analytic estimates",
@@ -186,8 +183,7 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
                     "layers": {name: {"yosys": {k: c[k] for k in keys},
                                       "finn_estimate": {k: v for k, v in
                                                         finn_layers.get(name, {}).items()
-                                                        if k in ("LUT", "DSP", "BRAM_18K",
-                                                                 "URAM")}}
+                                                        if k in RESOURCE_KEYS}}
                                for name, c in layers_res["per_layer"].items()}}),
             }
     manifest["rtlsim"] = {
