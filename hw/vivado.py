@@ -22,6 +22,7 @@ from typing import Any
 import hw  # noqa: F401  (offline FINN bootstrap)
 from hw.finn_offline import vivado_available
 from hw.package import write_manifest
+from hw.rtlsim.run import resource_lines
 
 VIVADO_VERSION = "2024.2"  # the Vivado/Vitis release finn-plus 1.6.1 is written against
 VIVADO_STEPS = ["step_generate_hardware", "step_create_stitched_ip", "step_prepare_synthesis",
@@ -41,9 +42,7 @@ def status_report(pkg: Path) -> str:
     if p:
         lines.append(f"RTL co-simulation: latency {p['latency_cycles']} cycles, II "
                      f"{p['ii_cycles']} cycles at {p['clock_mhz']} MHz")
-    r = m.get("resources")
-    if r:
-        lines.append(f"Resources ({r['label']}): Yosys {r['yosys']}; FINN {r['finn_estimate']}")
+    lines += resource_lines(m.get("resources"))
     return "\n".join(lines)
 
 

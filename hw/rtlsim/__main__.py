@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import hw  # noqa: F401  (offline FINN bootstrap)
-from hw.rtlsim.run import run_sim
+from hw.rtlsim.run import resource_lines, run_sim
 
 
 def summary(m: dict) -> str:
@@ -21,25 +21,7 @@ def summary(m: dict) -> str:
              f"latency {p['latency_cycles']} cycles = {p['latency_us']} us, II {p['ii_cycles']} "
              f"cycles = {p['ii_us']} us, {p['vectors_per_s_at_clock']:,.0f} vectors/s "
              f"at {p['clock_mhz']} MHz"]
-    r = m.get("resources")
-    if r:
-        y, f = r["yosys"], r["finn_estimate"]
-        lines.append(f"resources ({r['label']}):")
-        if "error" in y:
-            lines.append(f"  Yosys {y['family']}: FAILED ({y['error'][:300]})")
-        else:
-            lines.append(f"  Yosys {y['family']}: LUT {y['LUT']}, FF {y['FF']}, DSP {y['DSP']}, "
-                         f"BRAM18 {y['BRAM_18K']}, BRAM36 {y['BRAM_36K']}, LUTRAM {y['LUTRAM']}, "
-                         f"SRL {y['SRL']}" + (f"  [{y['note']}]" if "note" in y else ""))
-        lines.append(f"  FINN estimate: LUT {f.get('LUT', 0):.0f}, DSP {f.get('DSP', 0):.0f}, "
-                     f"BRAM18 {f.get('BRAM_18K', 0):.0f}")
-        pl = r.get("per_layer", {})
-        for name, c in pl.get("layers", {}).items():
-            y, e = c["yosys"], c["finn_estimate"]
-            lines.append(f"  {name:20s} Yosys LUT {y['LUT']:5d} FF {y['FF']:5d} DSP {y['DSP']:3d} "
-                         f"BRAM18/36 {y['BRAM_18K']}/{y['BRAM_36K']} | FINN LUT "
-                         f"{e.get('LUT', 0):5.0f} DSP {e.get('DSP', 0):3.0f} "
-                         f"BRAM18 {e.get('BRAM_18K', 0):.0f}")
+    lines += resource_lines(m.get("resources"))
     lines.append("patches: " + ", ".join(p["name"] for p in m["rtlsim"]["patches"]))
     lines.append(f"timing (s): {t}; stages: {m['rtlsim']['stages']}")
     return "\n".join(lines)

@@ -201,3 +201,28 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
     }
     write_manifest(pkg, manifest)
     return manifest
+
+
+def resource_lines(r: dict[str, Any] | None) -> list[str]:
+    """The manifest's ``resources`` (Yosys vs FINN, whole top and per layer) as report lines."""
+    lines: list[str] = []
+    if not r:
+        return lines
+    y, f = r["yosys"], r["finn_estimate"]
+    lines.append(f"resources ({r['label']}):")
+    if "error" in y:
+        lines.append(f"  Yosys {y['family']}: FAILED ({y['error'][:300]})")
+    else:
+        lines.append(f"  Yosys {y['family']}: LUT {y['LUT']}, FF {y['FF']}, DSP {y['DSP']}, "
+                     f"BRAM18 {y['BRAM_18K']}, BRAM36 {y['BRAM_36K']}, LUTRAM {y['LUTRAM']}, "
+                     f"SRL {y['SRL']}" + (f"  [{y['note']}]" if "note" in y else ""))
+    lines.append(f"  FINN estimate: LUT {f.get('LUT', 0):.0f}, DSP {f.get('DSP', 0):.0f}, "
+                 f"BRAM18 {f.get('BRAM_18K', 0):.0f}")
+    pl = r.get("per_layer", {})
+    for name, c in pl.get("layers", {}).items():
+        y, e = c["yosys"], c["finn_estimate"]
+        lines.append(f"  {name:20s} Yosys LUT {y['LUT']:5d} FF {y['FF']:5d} DSP {y['DSP']:3d} "
+                     f"BRAM18/36 {y['BRAM_18K']}/{y['BRAM_36K']} | FINN LUT "
+                     f"{e.get('LUT', 0):5.0f} DSP {e.get('DSP', 0):3.0f} "
+                     f"BRAM18 {e.get('BRAM_18K', 0):.0f}")
+    return lines
