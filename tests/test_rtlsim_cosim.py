@@ -49,6 +49,30 @@ def make_package(export: dict[str, Any], board: dict[str, Any], root: Path,
     return pkg
 
 
+def rtlsim_mismatches(binary: Path, rtl: Path, io: dict[str, Any], golden: Any,
+                      work: Path) -> int:
+    """Mismatches of one back-pressured run of a built top over a package's golden vectors."""
+    r = verilate.simulate(str(binary), rtl, io, golden["inputs"], work, 7, 0.6, 0.5)
+    return verilate.compare_codes(r["codes"], golden["outputs"].astype(np.int64))["mismatches"]
+
+
+def assert_changed_weight_mismatches(pkg: Path, sim_work: Path, tmp_path: Path) -> None:
+    """Negative control: the top built by ``make sim`` in ``sim_work``, fed a copy of ``pkg``
+    whose lowest weight in MVAU_rtl_0's memblock.dat is changed, reports mismatches; the
+    unmodified package through the same binary is exact."""
+    bad = tmp_path / "bad"
+    shutil.copytree(pkg, bad)
+    dat = bad / "rtl" / "MVAU_rtl_0" / "memblock.dat"
+    lines = dat.read_text().splitlines()
+    lines[0] = lines[0][:-1] + format(int(lines[0][-1], 16) ^ 0x3, "x")  # lowest weight, word 0
+    dat.write_text("\n".join(lines) + "\n")
+    m = json.loads((pkg / "manifest.json").read_text())
+    g = np.load(pkg / "golden.npz")
+    binary = sim_work / "obj_dir" / "Vfinn_top"
+    assert rtlsim_mismatches(binary, bad / "rtl", m["io"], g, tmp_path) > 0
+    assert rtlsim_mismatches(binary, pkg / "rtl", m["io"], g, tmp_path) == 0
+
+
 @pytest.fixture(scope="module")
 def small_pkg(small_mlp_export: dict[str, Any], pynq_z2: dict[str, Any],
               tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -86,23 +110,7 @@ def test_make_sim_resumes(small_pkg: Path, simulated: dict[str, Any]) -> None:
 def test_negative_control_changed_weight_is_caught(small_pkg: Path, simulated: dict[str, Any],
                                                    tmp_path: Path) -> None:
     """One changed weight in a generated .dat file must show up as mismatches."""
-    bad = tmp_path / "bad"
-    shutil.copytree(small_pkg, bad)
-    dat = bad / "rtl" / "MVAU_rtl_0" / "memblock.dat"
-    lines = dat.read_text().splitlines()
-    first = lines[0]
-    lines[0] = first[:-1] + format(int(first[-1], 16) ^ 0x3, "x")  # lowest weight of word 0
-    dat.write_text("\n".join(lines) + "\n")
-    m = json.loads((bad / "manifest.json").read_text())
-    g = np.load(bad / "golden.npz")
-    binary = simulated["work"] / "obj_dir" / "Vfinn_top"
-    r = verilate.simulate(str(binary), bad / "rtl", m["io"], g["inputs"], tmp_path, 7, 0.6, 0.5)
-    res = verilate.compare_codes(r["codes"], g["outputs"].astype(np.int64))
-    assert res["mismatches"] > 0
-    # and the unmodified package through the same binary is exact
-    r = verilate.simulate(str(binary), small_pkg / "rtl", m["io"], g["inputs"], tmp_path, 7,
-                          0.6, 0.5)
-    assert verilate.compare_codes(r["codes"], g["outputs"].astype(np.int64))["mismatches"] == 0
+    assert_changed_weight_mismatches(small_pkg, simulated["work"], tmp_path)
 
 
 def test_bitstream_without_vivado_fails_with_report(simulated: dict[str, Any],
