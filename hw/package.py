@@ -33,9 +33,6 @@ TOOLS = ["finn-plus", "brevitas", "qonnx", "onnx", "onnxruntime", "torch", "nump
 MEMSTREAM_RTL = ["memstream/hdl/memstream.sv", "memstream/hdl/memstream_axi.sv"]
 HW_ATTRS = ["PE", "SIMD", "mem_mode", "ram_style", "resType", "inputDataType",
             "outputDataType", "weightDataType", "MW", "MH", "NumChannels", "numSteps"]
-
-
-
 RESOURCE_KEYS = ("LUT", "DSP", "BRAM_18K", "URAM")
 
 
@@ -46,6 +43,7 @@ def finn_resource_total(layers: dict[str, dict[str, Any]]) -> dict[str, float]:
     if "total" in layers:
         return {k: float(layers["total"].get(k, 0)) for k in RESOURCE_KEYS}
     return {k: sum(float(r.get(k, 0)) for r in layers.values()) for k in RESOURCE_KEYS}
+
 
 def tool_versions() -> dict[str, str]:
     out = {}
