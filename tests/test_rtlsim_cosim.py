@@ -16,7 +16,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from hw.build import compile_and_verify
 from hw.package import collect_rtl, folding_of, write_manifest
-from hw.rtlsim import verilate
+from hw.rtlsim import stitch, verilate
 from hw.rtlsim.run import run_sim
 from tests.conftest import FLOW_DESIGN
 
@@ -68,7 +68,7 @@ def assert_changed_weight_mismatches(pkg: Path, sim_work: Path, tmp_path: Path) 
     dat.write_text("\n".join(lines) + "\n")
     m = json.loads((pkg / "manifest.json").read_text())
     g = np.load(pkg / "golden.npz")
-    binary = sim_work / "obj_dir" / "Vfinn_top"
+    binary = sim_work / "obj_dir" / f"V{stitch.TOP}"  # as hw.rtlsim.run builds it
     assert rtlsim_mismatches(binary, bad / "rtl", m["io"], g, tmp_path) > 0
     assert rtlsim_mismatches(binary, pkg / "rtl", m["io"], g, tmp_path) == 0
 
