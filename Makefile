@@ -39,9 +39,10 @@ test-slow: setup
 lint: setup
 	$(PY) -m ruff check .
 
-# The main job: short training, export and the FINN flow for one design and board.
+# The main job: short training, export, the FINN flow for one design and board, and the
+# Verilator co-simulation of the RTL on every golden vector (no Yosys: that is make sim).
 main: setup
-	$(MAKE) train export hw DESIGN=$(DESIGN) BOARD=$(BOARD) RECIPE=$(RECIPE)
+	$(MAKE) train export hw DESIGN=$(DESIGN) BOARD=$(BOARD) RECIPE=$(RECIPE) COSIM=1
 
 train: setup
 	$(PY) -m train --design $(DESIGN) --recipe $(RECIPE) --out $(RUN_DIR)
@@ -49,8 +50,11 @@ train: setup
 export: setup
 	$(PY) -m export --design $(DESIGN) --run $(RUN_DIR) --vectors $(VECTORS)
 
+# COSIM=1: the package is swapped in only after its RTL co-simulation passes too.
+COSIM ?= 0
 hw: setup
-	$(PY) -m hw --design $(DESIGN) --board $(BOARD) --run $(RUN_DIR) --out $(PKG)
+	$(PY) -m hw --design $(DESIGN) --board $(BOARD) --run $(RUN_DIR) --out $(PKG) \
+	  $(if $(filter 1,$(COSIM)),--cosim)
 
 bench-phy: setup
 	$(PY) -m phy.bench --out results/phy
@@ -67,7 +71,7 @@ clean-build:
 SIM_VECTORS ?= 100000
 .PHONY: sim bitstream
 sim: setup
-	$(PY) -m hw.rtlsim --pkg $(PKG) --vectors $(SIM_VECTORS)
+	$(PY) -m hw.rtlsim --pkg $(PKG) --design $(DESIGN) --board $(BOARD) --vectors $(SIM_VECTORS)
 
 # hw, then sim, then FINN's Vivado steps (stitched IP, bitfile, driver) where Vivado is
 # installed; without Vivado it exits non-zero, listing what was built, verified and missing.

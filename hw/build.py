@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 from qonnx.core.modelwrapper import ModelWrapper
 
-from configs import load_board, load_design
+from configs import REPO_ROOT, load_board, load_design
 from export.golden import reference_codes
-from hw.flow import STAGE_CHECKPOINTS, run_finn_build
+from hw.flow import STAGE_CHECKPOINTS, build_lock, inject_fault, run_finn_build
 from hw.package import (
     collect_rtl,
     finn_resource_total,
@@ -24,6 +26,35 @@ from hw.package import (
 )
 from hw.verify import compare, verify_stages
 from train.checkpoint import load_trained
+
+PATH_ATTRS = ("code_gen_dir_ipgen", "code_gen_dir_cppsim", "ipgen_path", "ip_path",
+              "executable_path")
+
+
+def write_portable_model(src: Path, dst: Path) -> None:
+    """Copy a FINN model, with its absolute build paths (random code-generation folders)
+    replaced by the package's own ``rtl/<node>``: the package's bytes then depend on its
+    inputs only, and name nothing outside it."""
+    model = onnx.load(str(src))
+    for node in model.graph.node:
+        for a in node.attribute:
+            if a.name in PATH_ATTRS and a.s:
+                a.s = f"rtl/{node.name}".encode()
+    onnx.save(model, str(dst))
+
+
+STEP_TIMES = "time_per_step.json"
+
+
+def step_times(path: Path) -> dict[str, float]:
+    """FINN's seconds per step of the last builder run (empty when nothing ran)."""
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def packaged_reports(report_dir: Path) -> list[Path]:
+    """FINN's reports that go into a package: all but its step timings (which differ from
+    build to build; the manifest's ``timing_s`` holds them)."""
+    return sorted(f for f in report_dir.glob("*.json") if f.name != STEP_TIMES)
 
 
 def estimates_summary(report_dir: Path, clock_mhz: float) -> dict[str, Any]:
@@ -69,12 +100,107 @@ def compile_and_verify(qonnx_path: Path, build_dir: Path, design: dict[str, Any]
     return {"verification": table, "io": contract, "final_model": final_path,
             "timing_s": {"finn_flow": round(flow_s, 1),
                          "verification": round(time.time() - t1, 1),
-                         "resumed_from": info["resumed_from"]}}
+                         "resumed_from": info["resumed_from"],
+                         "finn_steps": step_times(build_dir / "report" / STEP_TIMES)}}
+
+
+SOURCE_DIRS = ("configs", "train", "export", "hw", "host", "phy", "tests", ".git", ".ci",
+               ".venv")
+
+
+class PackageOutError(ValueError):
+    """``--out`` names a folder that a package must not replace."""
+
+
+def check_out_dir(out: Path, run: Path) -> None:
+    """Refuse an ``--out`` that is, holds or lies inside the run folder or the source tree,
+    or an existing folder that is not a package (it would be replaced)."""
+    o, r = out.resolve(), run.resolve()
+    if o == r or o.is_relative_to(r) or r.is_relative_to(o):
+        raise PackageOutError(f"--out {out} is, holds or lies inside the run folder {run}: "
+                              "replacing it would delete the checkpoint and the export")
+    if o == REPO_ROOT or REPO_ROOT.is_relative_to(o) or any(
+            o.is_relative_to(REPO_ROOT / d) for d in SOURCE_DIRS):
+        raise PackageOutError(f"--out {out} is, holds or lies inside the source tree "
+                              f"({REPO_ROOT}); use bitstreams/<name>")
+    if o.exists() and not (o / "manifest.json").is_file():
+        if not o.is_dir() or any(o.iterdir()):
+            raise PackageOutError(f"--out {out} exists and is not a package (no manifest.json); "
+                                  "refusing to replace it")
+
+
+def package_failed(manifest: dict[str, Any]) -> list[str]:
+    """Stages of a manifest's verification table with mismatches (empty: verified)."""
+    return [s for s, r in manifest.get("verification", {}).items() if r.get("mismatches")]
+
+
+def _staging(out: Path, tag: str) -> Path:
+    return out.parent / f".{out.name}.{tag}-{os.getpid()}"
+
+
+def recover_interrupted_swap(out: Path) -> None:
+    """A kill between the two renames of :func:`swap_in` leaves no ``out`` but the old
+    package beside it: put it back. Left-over staging folders are deleted."""
+    olds = sorted(out.parent.glob(f".{out.name}.old-*"))
+    if not out.exists() and olds:
+        os.rename(olds[-1], out)
+        olds = olds[:-1]
+    for p in olds + sorted(out.parent.glob(f".{out.name}.tmp-*")):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def swap_in(staged: Path, out: Path) -> None:
+    """Replace ``out`` by the verified ``staged`` package: two renames on one file system."""
+    old = _staging(out, "old")
+    if out.exists():
+        os.rename(out, old)
+    inject_fault("swap_in")  # tests: a kill between the two renames
+    os.rename(staged, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def build_package(design_name: str, board_name: str, run: Path, out: Path,
-                  folding: Path | None = None, resume: bool = True) -> dict[str, Any]:
-    """The whole ``make hw``: build, verify, package. Returns the manifest."""
+                  folding: Path | None = None, resume: bool = True,
+                  cosim: bool = False, lock_timeout: float = -1) -> dict[str, Any]:
+    """The whole ``make hw``: build, verify and package into a staging folder beside ``out``,
+    then swap it in. A package that fails verification never replaces ``out``: it is kept
+    as ``<out>.failed``. With ``cosim``, the Verilator co-simulation of the golden vectors
+    (no Yosys) is part of the verification. Returns the manifest."""
+    check_out_dir(out, run)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with build_lock(out.parent, lock_timeout, name=f".{out.name}.lock"):
+        recover_interrupted_swap(out)
+        staged = _staging(out, "tmp")
+        try:
+            manifest = _build_into(design_name, board_name, run, staged, folding, resume)
+            if cosim and not package_failed(manifest):
+                manifest = cosimulate_golden(staged, out)
+            failed = package_failed(manifest)
+            if failed:
+                kept = out.parent / f"{out.name}.failed"
+                shutil.rmtree(kept, ignore_errors=True)
+                os.rename(staged, kept)
+                manifest["kept_as"] = str(kept)
+                return manifest
+            swap_in(staged, out)
+            return manifest
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+
+
+def cosimulate_golden(staged: Path, out: Path) -> dict[str, Any]:
+    """Verilator co-simulation of every golden vector under back-pressure, no Yosys; the
+    ``rtlsim`` row joins the verification table. Work folder: that of ``make sim``."""
+    from hw.rtlsim.run import run_sim
+
+    golden = np.load(staged / "golden.npz")
+    return run_sim(staged, Path("build") / "rtlsim" / out.name, len(golden["inputs"]),
+                   do_yosys=False)
+
+
+def _build_into(design_name: str, board_name: str, run: Path, out: Path,
+                folding: Path | None = None, resume: bool = True) -> dict[str, Any]:
+    """Build, verify and write a package into the (new) folder ``out``."""
     design, board = load_design(design_name), load_board(board_name)
     export_dir = run / "export"
     qonnx_path, golden_path = export_dir / "model_qonnx.onnx", export_dir / "golden.npz"
@@ -93,15 +219,14 @@ def build_package(design_name: str, board_name: str, run: Path, out: Path,
     finn_model = ModelWrapper(str(final_path))
     contract, table = result["io"], result["verification"]
 
-    if out.exists():
-        shutil.rmtree(out)
     (out / "reports").mkdir(parents=True)
     shutil.copyfile(qonnx_path, out / "model_qonnx.onnx")
-    shutil.copyfile(final_path, out / "model_finn.onnx")
+    write_portable_model(final_path, out / "model_finn.onnx")
     shutil.copyfile(golden_path, out / "golden.npz")
-    for f in (build_dir / "report").glob("*.json"):
+    for f in packaged_reports(build_dir / "report"):
         shutil.copyfile(f, out / "reports" / f.name)
     rtl_files = collect_rtl(finn_model, out / "rtl")
+    inject_fault("package_write")  # tests: a kill while the package is half written
     manifest = {
         "design": design_name,
         "board": board_name,

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata as md
 import json
 import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from hw.journal import LOCK, BuildJournal, file_sha256
+
+__all__ = ["OFFLINE_STEPS", "STAGE_CHECKPOINTS", "BuildLockedError", "build_inputs_key",
+           "build_lock",
+           "file_sha256", "run_finn_build"]
 
 OFFLINE_STEPS: list[str] = [
     "step_check_qonnx",
@@ -34,6 +43,15 @@ OFFLINE_STEPS: list[str] = [
     "step_hw_codegen",
 ]
 
+# Source of our builder steps: part of the inputs key.
+_HW = Path(__file__).resolve().parent
+STEP_CODE = [_HW / "steps.py", _HW / "ties.py", _HW / "activation_thresholds.py"]
+
+
+class BuildLockedError(RuntimeError):
+    """Another process is building into the same build folder."""
+
+
 # Stage name in the manifest -> the intermediate model that is executed for it.
 STAGE_CHECKPOINTS = {
     "finn_converted": "step_qonnx_to_finn_half_even",
@@ -42,17 +60,34 @@ STAGE_CHECKPOINTS = {
 }
 
 
-def _resolve_steps(names: list[str], errors: list[BaseException]) -> list[Any]:
+# Fault injection for the resume tests: "<step>:<SIGNAL>" sends SIGNAL to this process
+# when <step> starts (tests/test_build_reliability.py kills builds at every step this way).
+FAULT_ENV = "HW_BUILD_FAULT"
+
+
+def inject_fault(step: str) -> None:
+    spec = os.environ.get(FAULT_ENV, "")
+    if spec and spec.split(":")[0] == step:
+        os.kill(os.getpid(), getattr(signal, spec.split(":")[1]))
+
+
+def _resolve_steps(names: list[str], errors: list[BaseException],
+                   journal: BuildJournal | None = None) -> list[Any]:
     """Step callables (ours from hw.steps, FINN's from its registry), each wrapped so that
-    an exception is kept for the caller: FINN's builder logs it and only returns -1."""
+    an exception is kept for the caller (FINN's builder logs it and only returns -1) and,
+    with a journal, so that every earlier step is journaled once FINN has saved it."""
     from finn.builder.build_dataflow_steps import build_dataflow_step_lookup
 
     import hw.steps as ours
 
-    def keep_errors(step: Callable) -> Callable:
+    def wrap(step: Callable, name: str) -> Callable:
         @functools.wraps(step)
         def run(model: Any, cfg: Any) -> Any:
             try:
+                if journal is not None:
+                    for before in names[:names.index(name)]:
+                        journal.finished(before)
+                inject_fault(name)
                 return step(model, cfg)
             except BaseException as e:
                 errors.append(e)
@@ -60,15 +95,7 @@ def _resolve_steps(names: list[str], errors: list[BaseException]) -> list[Any]:
 
         return run
 
-    return [keep_errors(getattr(ours, n, None) or build_dataflow_step_lookup[n]) for n in names]
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return [wrap(getattr(ours, n, None) or build_dataflow_step_lookup[n], n) for n in names]
 
 
 def build_inputs_key(model_path: Path, design: dict[str, Any], board: dict[str, Any],
@@ -80,41 +107,41 @@ def build_inputs_key(model_path: Path, design: dict[str, Any], board: dict[str, 
     if folding_file is not None:
         h.update(file_sha256(folding_file).encode())
     h.update(json.dumps(OFFLINE_STEPS).encode())
+    # Our steps' code and FINN's version: a changed step must not resume onto old output.
+    for mod in STEP_CODE:
+        h.update(file_sha256(Path(mod)).encode())
+    h.update(md.version("finn-plus").encode())
     return h.hexdigest()
-
-
-def resume_point(build_dir: Path, steps: list[str], key: str) -> str | None:
-    """The first step not yet finished by an earlier build with the same inputs (None: start)."""
-    stamp = build_dir / "inputs.sha256"
-    if not stamp.is_file() or stamp.read_text().strip() != key:
-        return None
-    done = build_dir / "intermediate_models"
-    last = None
-    for i, s in enumerate(steps):
-        if (done / f"{s}.onnx").is_file():
-            last = i
-        else:
-            break
-    if last is None:
-        return None
-    return steps[last + 1] if last + 1 < len(steps) else "done"
 
 
 def run_finn_build(model_path: Path, build_dir: Path, design: dict[str, Any],
                    board: dict[str, Any], steps: list[str] | None = None,
-                   folding_file: Path | None = None, resume: bool = True) -> dict[str, Any]:
-    """Run FINN's builder (offline steps by default); resumes from the last finished step."""
+                   folding_file: Path | None = None, resume: bool = True,
+                   lock_timeout: float = -1) -> dict[str, Any]:
+    """Run FINN's builder (offline steps by default), resuming after the last step the
+    journal proves finished (hw.journal); one build of a folder at a time (a file lock)."""
     steps = steps or OFFLINE_STEPS
     build_dir = build_dir.resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
+
+    key = build_inputs_key(model_path, design, board, folding_file)
+    with build_lock(build_dir, lock_timeout):
+        journal = BuildJournal(build_dir, key, steps)
+        start = journal.open(resume)
+        if start != "done":
+            _run_builder(model_path, build_dir, design, board, steps, folding_file, start,
+                         journal)
+        final = journal.last_record
+    return {"resumed_from": start, "build_dir": str(build_dir), "key": key,
+            "journal": final}
+
+
+def _run_builder(model_path: Path, build_dir: Path, design: dict[str, Any],
+                 board: dict[str, Any], steps: list[str], folding_file: Path | None,
+                 start: str | None, journal: BuildJournal) -> None:
     from finn.builder.build_dataflow import build_dataflow_cfg
     from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType
 
-    key = build_inputs_key(model_path, design, board, folding_file)
-    start = resume_point(build_dir, steps, key) if resume else None
-    if start == "done":
-        return {"resumed_from": "done", "build_dir": str(build_dir)}
-    (build_dir / "inputs.sha256").write_text(key + "\n")
     hw_cfg = design.get("hw", {})
     errors: list[BaseException] = []
     cfg = DataflowBuildConfig(
@@ -122,7 +149,7 @@ def run_finn_build(model_path: Path, build_dir: Path, design: dict[str, Any],
         synth_clk_period_ns=1000.0 / board["clock_mhz"],
         fpga_part=board["part"],
         board=board["finn_board"],
-        steps=_resolve_steps(steps, errors),
+        steps=_resolve_steps(steps, errors, journal),
         start_step=start,
         target_fps=None if folding_file else hw_cfg.get("target_fps"),
         folding_config_file=str(folding_file) if folding_file else None,
@@ -142,4 +169,30 @@ def run_finn_build(model_path: Path, build_dir: Path, design: dict[str, Any],
         if errors:
             raise errors[-1]
         raise RuntimeError(f"FINN build failed (exit {rc}); see {log}")
-    return {"resumed_from": start, "build_dir": str(build_dir)}
+    journal.finished(steps[-1])
+
+
+@contextmanager
+def build_lock(build_dir: Path, timeout: float = -1, name: str = LOCK) -> Iterator[None]:
+    """Serialize builds of one folder: wait for the lock file ``build_dir/name``
+    (``timeout`` < 0: for ever), or raise :class:`BuildLockedError` naming it after
+    ``timeout`` seconds (0: at once)."""
+    from filelock import FileLock, Timeout
+
+    path = build_dir / name
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if timeout == 0:
+            raise BuildLockedError(f"another build holds the lock {path}") from None
+        print(f"waiting for another build (lock {path})", file=sys.stderr)
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise BuildLockedError(f"another build held the lock {path} for more than "
+                                   f"{timeout} s") from None
+    try:
+        yield
+    finally:
+        lock.release()

@@ -34,10 +34,31 @@ def main() -> None:
     ap.add_argument("--vectors", type=int, default=100_000, help="minimum vectors to simulate")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-yosys", action="store_true")
+    ap.add_argument("--design", default=None, help="checked against configs/ (make sim)")
+    ap.add_argument("--board", default=None, help="checked against configs/ (make sim)")
     a = ap.parse_args()
+    if a.vectors < 1:
+        ap.error(f"--vectors {a.vectors}: must be >= 1")
+    try:
+        from configs import load_board, load_design
+
+        if a.design is not None:
+            load_design(a.design)
+        if a.board is not None:
+            load_board(a.board)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    if not (a.pkg / "manifest.json").is_file():
+        print(f"error: no package at {a.pkg} (no manifest.json): build it first with "
+              f"`make hw DESIGN={a.design or '...'} BOARD={a.board or '...'}`", file=sys.stderr)
+        sys.exit(2)
     work = a.work or Path("build") / "rtlsim" / a.pkg.resolve().name
     m = run_sim(a.pkg, work, a.vectors, a.seed, do_yosys=not a.no_yosys)
     print(summary(m))
+    from hw.verify import format_table
+
+    print(format_table(m["verification"]))
     v = m["verification"]["rtlsim"]
     if v["mismatches"] or v["details"]["rc"] or v["details"]["full_rate_run"]["mismatches"]:
         sys.exit(1)

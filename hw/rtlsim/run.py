@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from hw.flow import file_sha256
+from hw.journal import atomic_write_text, file_sha256
 from hw.package import RESOURCE_KEYS, finn_resource_total, write_manifest
 from hw.rtlsim import patches, stitch, vectors, verilate, yosys
 
@@ -68,7 +68,7 @@ class Stages:
             return old["result"]
         result = fn()
         self.stamps[name] = {"key": key, "result": result}
-        self.path.write_text(json.dumps(self.stamps, indent=1, default=str))
+        atomic_write_text(self.path, json.dumps(self.stamps, indent=1, default=str))
         self.log[name] = "ran"
         return result
 
