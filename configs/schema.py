@@ -1,0 +1,591 @@
+"""Typed schema of design and board configurations (pydantic v2).
+
+In the spirit of FINN's ``DataflowBuildConfig``: every key is a typed field with a
+description. The schema only *validates*: ``configs.load_design``/``load_board`` still
+return the YAML's own dict, so a valid file gives exactly the dict it gave before (no
+defaults are injected; the build hashes these dicts).
+
+Rules that hold everywhere:
+
+* unknown keys are refused (``extra="forbid"``), with a "did you mean" suggestion;
+* scalars are strict: ``"48"`` is not an integer, ``6.0`` is not an integer, ``true`` is
+  not a number (PyYAML reads ``1e-3`` without a decimal point as a *string*; the error
+  says so);
+* every problem in a file is reported at once, in a :class:`ConfigError` that names the
+  file, the key path (``model.weight_bits``), the value and what is allowed.
+
+Ranges come from what the flow supports (see each field's description): ``train/models.py``
+(Brevitas quantizers, 16-bit biases only, signed fixed-point in/out quantizers),
+``train/data.py`` / ``phy`` (data kinds and features) and ``hw`` (FINN, Yosys).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "Board",
+    "ConfigError",
+    "Design",
+    "Problem",
+    "read_yaml",
+    "validate_board_file",
+    "validate_design_file",
+    "validate_file",
+]
+
+
+# ---------------------------------------------------------------------------------------
+# Errors
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in a configuration file: the key path ('' = the whole file) and what."""
+
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}" if self.key else self.message
+
+
+class ConfigError(ValueError):
+    """A design or board YAML file that is not valid; lists every problem found.
+
+    ``path`` is the YAML file, ``problems`` the list of :class:`Problem` (key path and
+    message naming the bad value and what is allowed).
+    """
+
+    def __init__(self, path: str | Path, problems: Sequence[Problem | str],
+                 kind: str = "") -> None:
+        self.path = Path(path)
+        self.kind = kind
+        self.problems = [p if isinstance(p, Problem) else Problem("", str(p)) for p in problems]
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        n = len(self.problems)
+        what = f"{self.kind} configuration" if self.kind else "configuration"
+        if n == 1:
+            return f"{self.path}: invalid {what}: {self.problems[0]}"
+        lines = [f"{self.path}: invalid {what} ({n} problems):"]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+    def __reduce__(self):  # picklable despite the custom __init__
+        return (type(self), (self.path, self.problems, self.kind))
+
+
+# ---------------------------------------------------------------------------------------
+# Field helpers
+
+
+def _f(allowed: str, description: str, **kw: Any) -> Any:
+    """A pydantic Field whose ``allowed`` text is quoted by error messages."""
+    return Field(description=f"{description} Allowed: {allowed}.",
+                 json_schema_extra={"allowed": allowed}, **kw)
+
+
+def _number(gt: float | None = None, ge: float | None = None) -> Any:
+    """A finite int or float (kept as given: 100 stays 100, so dumps equal the YAML)."""
+
+    def check(v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise PydanticCustomError("number_type", "not a number")
+        if not math.isfinite(v):
+            raise PydanticCustomError("finite_number", "not a finite number")
+        if gt is not None and not v > gt:
+            raise PydanticCustomError("greater_than", "must be > {gt}", {"gt": gt})
+        if ge is not None and not v >= ge:
+            raise PydanticCustomError("greater_than_equal", "must be >= {ge}", {"ge": ge})
+        return v
+
+    schema: dict[str, Any] = {"type": "number"}
+    if gt is not None:
+        schema["exclusiveMinimum"] = gt
+    if ge is not None:
+        schema["minimum"] = ge
+    return Annotated[int | float, PlainValidator(check), WithJsonSchema(schema)]
+
+
+PositiveNumber = _number(gt=0)
+Number = _number()
+PositiveInt = Annotated[int, Field(strict=True, gt=0)]
+NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class _Strict(BaseModel):
+    """Base: unknown keys refused, scalars strict (no str -> int, no float -> int)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _cross(key: str, message: str, allowed: str) -> PydanticCustomError:
+    """An error that involves several keys, attributed to ``key`` (relative to the model)."""
+    return PydanticCustomError("config_cross", message, {"key": key, "allowed": allowed})
+
+
+# ---------------------------------------------------------------------------------------
+# Design
+
+
+class DataConfig(_Strict):
+    """Training data: the link-level simulation that produces the network's inputs."""
+
+    kind: Literal["mimo_llr"] = _f(
+        "'mimo_llr'",
+        "Data set generator (train/data.py): 'mimo_llr' = exact ML LLRs of an n_t x n_r "
+        "i.i.d. Rayleigh MIMO link with Gray QAM (phy.datasets.mimo_llr_dataset).")
+    n_t: PositiveInt = _f("integer >= 1", "Transmit antennas (spatial streams).")
+    n_r: PositiveInt = _f("integer >= 1", "Receive antennas.")
+    bits_per_symbol: PositiveInt = _f(
+        "1 (BPSK) or an even integer >= 2 (QAM: 2 = QPSK, 4 = 16-QAM, 6 = 64-QAM, ...)",
+        "Bits per constellation symbol (phy.constellation).")
+    snr_db: list[Number] = _f(
+        "a pair [lo, hi] of numbers with lo <= hi",
+        "SNR range in dB (E_s/N0); each sample's SNR is uniform in [lo, hi].",
+        min_length=2, max_length=2)
+    feature: Literal["soft_bits", "llr"] = _f(
+        "'soft_bits' or 'llr'",
+        "Network input: 'soft_bits' = tanh(L/2), 'llr' = L itself (L = ln P(b=1)/P(b=0)).")
+
+    @field_validator("bits_per_symbol")
+    @classmethod
+    def _qam(cls, v: int) -> int:
+        if v != 1 and v % 2:
+            raise PydanticCustomError("bits_per_symbol", "not 1 and not even")
+        return v
+
+    @field_validator("snr_db")
+    @classmethod
+    def _ordered(cls, v: list[float]) -> list[float]:
+        if v[0] > v[1]:
+            raise PydanticCustomError("snr_order", "lo > hi")
+        return v
+
+
+class InputQuant(_Strict):
+    """Input quantizer: signed fixed-point codes with the constant scale 2**scale_log2."""
+
+    bits: Annotated[int, Field(strict=True, ge=2, le=16)] = _f(
+        "integer 2..16",
+        "Input code width (the first MVU's input width). 1 bit is refused: a signed 1-bit "
+        "code holds only {-1, 0} (narrow: {0}).")
+    signed: Literal[True] = _f(
+        "true (may be omitted)",
+        "Signed codes; train/models.py builds signed (INT) fixed-scale quantizers only.",
+        default=True)
+    narrow: bool = _f("true or false (may be omitted; default false)",
+                      "Narrow range: -(2**(bits-1)-1) .. 2**(bits-1)-1.", default=False)
+    scale_log2: Annotated[int, Field(strict=True, ge=-32, le=32)] = _f(
+        "integer -32..32", "Scale exponent: code k represents k * 2**scale_log2.")
+
+
+class OutQuant(InputQuant):
+    """Output quantizer (after the output activation): signed fixed-point codes."""
+
+    bits: Annotated[int, Field(strict=True, ge=2, le=8)] = _f(
+        "integer 2..8",
+        "Output code width. It becomes a FINN MultiThreshold with 2**bits - 1 thresholds per "
+        "channel (the same ceiling as act_bits); 1 bit is degenerate for signed codes.")
+
+
+class ModelConfig(_Strict):
+    """The deployed quantized MLP (train/models.py QuantMLP)."""
+
+    in_features: PositiveInt = _f(
+        "integer >= 1, equal to data.n_t * data.bits_per_symbol",
+        "Network inputs: one per transmitted bit of a channel use.")
+    input_quant: InputQuant = _f("a mapping with bits, signed, narrow, scale_log2",
+                                 "Input quantizer.")
+    hidden: list[PositiveInt] = _f(
+        "a non-empty list of integers >= 1",
+        "Widths of the hidden layers (QuantLinear + QuantReLU each).", min_length=1)
+    weight_bits: Annotated[int, Field(strict=True, ge=2, le=8)] = _f(
+        "integer 2..8",
+        "Weight width of every QuantLinear (per-tensor power-of-two scale). The MVU's "
+        "realistic range is 1..8, but Brevitas' weight quantizer is narrow-range, so 1 bit "
+        "gives all-zero weights: 2..8.")
+    act_bits: Annotated[int, Field(strict=True, ge=1, le=8)] = _f(
+        "integer 1..8",
+        "Unsigned hidden ReLU activation width; FINN thresholds: 2**bits - 1 per channel.")
+    bias_bits: Annotated[int, Field(strict=True, ge=16, le=16)] = _f(
+        "16",
+        "Bias width on the accumulator scale; train/models.py supports Int16Bias only.")
+    out_features: PositiveInt = _f("integer >= 1", "Network outputs (latent codes).")
+    out_activation: Literal["tanh", "sigmoid", "none"] = _f(
+        "'tanh', 'sigmoid' or 'none' (may be omitted; default 'none')",
+        "Activation before the output quantizer (train.models.OUTPUT_ACTIVATIONS).",
+        default="none")
+    out_quant: OutQuant = _f("a mapping with bits, signed, narrow, scale_log2",
+                             "Output quantizer.")
+
+
+class Recipe(_Strict):
+    """One training recipe (``python -m train --recipe NAME``)."""
+
+    samples: PositiveInt = _f("integer >= batch_size", "Training vectors generated.")
+    epochs: PositiveInt = _f("integer >= 1", "Passes over the training vectors.")
+    batch_size: PositiveInt = _f("integer >= 1, <= samples", "Mini-batch size.")
+    lr: PositiveNumber = _f("a number > 0 (write 1.0e-3, not 1e-3)",
+                            "Peak learning rate (Adam, one-cycle schedule).")
+    seed: Annotated[int, Field(strict=True, ge=0)] = _f(
+        "integer >= 0", "Seed of torch and of the data (seed + 1: validation data).")
+
+    @model_validator(mode="after")
+    def _one_step(self) -> Recipe:
+        if self.samples < self.batch_size:
+            raise _cross("samples", f"{self.samples} samples < batch_size {self.batch_size}: "
+                         "an epoch would have no step", "samples >= batch_size")
+        return self
+
+
+class TrainConfig(_Strict):
+    """Quantization-aware training (train/__main__.py)."""
+
+    decoder_hidden: list[PositiveInt] = _f(
+        "a list of integers >= 1", "Hidden widths of the training-only float decoder.")
+    loss: Literal["mse", "weighted_mse"] = _f(
+        "'mse' or 'weighted_mse'", "Reconstruction loss on the network inputs.")
+    loss_eps: PositiveNumber = _f(
+        "a number > 0 (write 1.0e-6, not 1e-6)",
+        "eps of weighted_mse's weight 1/(|x| + eps); read even when loss is 'mse'.")
+    recipes: dict[str, Recipe] = _f("a non-empty mapping name -> recipe",
+                                    "Training recipes by name.", min_length=1)
+
+
+class ExportConfig(_Strict):
+    """QONNX export and golden vectors (export/__main__.py)."""
+
+    golden_vectors: PositiveInt = _f(
+        "integer >= 1", "Channel-simulation golden vectors (ties and extremes on top).")
+
+
+class HwConfig(_Strict):
+    """FINN flow settings (hw/flow.py, hw/build.py)."""
+
+    target_fps: PositiveNumber = _f(
+        "a number > 0 (may be omitted if folding_config is given)",
+        "Target throughput (vectors/s) for FINN's SetFolding.", default=None)
+    folding_config: Annotated[str, Field(strict=True, min_length=1)] | None = _f(
+        "null or a non-empty path string",
+        "A FINN folding JSON (relative to the repository root); overrides target_fps.",
+        default=None)
+
+    @model_validator(mode="after")
+    def _folding(self) -> HwConfig:
+        if "target_fps" not in self.model_fields_set and not self.folding_config:
+            raise _cross("target_fps", "missing (and folding_config is not set)",
+                         "a number > 0, or a folding_config path")
+        return self
+
+
+class Design(_Strict):
+    """A design: network, training data, training recipes, export and hardware settings."""
+
+    name: Annotated[str, Field(strict=True, pattern=NAME_RE)] = _f(
+        "the file's name without .yaml (letters, digits, '.', '_', '-')",
+        "Design name; runs/<name>, build/<name>-<board>, bitstreams/<name>-<board>.")
+    family: Annotated[str, Field(strict=True, min_length=1)] = _f(
+        "a non-empty string (may be omitted)", "Network family (documentation).",
+        default=None)
+    network: Annotated[str, Field(strict=True, min_length=1)] = _f(
+        "a non-empty string (may be omitted)", "Network within the family (documentation).",
+        default=None)
+    description: Annotated[str, Field(strict=True)] = _f(
+        "a string (may be omitted)", "One-line description.", default=None)
+    data: DataConfig = _f("a mapping", "Training data.")
+    model: ModelConfig = _f("a mapping", "The deployed quantized network.")
+    train: TrainConfig = _f("a mapping", "Training.")
+    export: ExportConfig = _f("a mapping", "Export and golden vectors.")
+    hw: HwConfig = _f("a mapping", "FINN flow settings.")
+
+    @model_validator(mode="after")
+    def _inputs_match_data(self) -> Design:
+        want = self.data.n_t * self.data.bits_per_symbol
+        if self.model.in_features != want:
+            raise _cross(
+                "model.in_features",
+                f"{self.model.in_features} != data.n_t * data.bits_per_symbol "
+                f"= {self.data.n_t} * {self.data.bits_per_symbol}",
+                f"{want} (one input per transmitted bit)")
+        return self
+
+
+# ---------------------------------------------------------------------------------------
+# Board
+
+
+# Yosys synth_xilinx -family for part-number prefixes (hw/rtlsim/yosys.py derives the
+# family from the part; the board's key must agree with it).
+_PART_FAMILY = [
+    (re.compile(r"^xc7"), "xc7"),                              # 7-series, Zynq-7000
+    (re.compile(r"^(xczu|xck26|xck24|xcau)"), "xcup"),         # Zynq/Kria/Artix US+
+    (re.compile(r"^xc(ku|vu)\d+p"), "xcup"),                   # Kintex/Virtex UltraScale+
+    (re.compile(r"^xc(ku|vu)\d+"), "xcu"),                     # Kintex/Virtex UltraScale
+]
+
+
+class Board(_Strict):
+    """A board: FPGA part, FINN board name, shell and clock."""
+
+    name: Annotated[str, Field(strict=True, pattern=NAME_RE)] = _f(
+        "the file's name without .yaml (letters, digits, '.', '_', '-')", "Board name.")
+    finn_board: Annotated[str, Field(strict=True, min_length=1)] = _f(
+        "a non-empty string", "FINN's board name (DataflowBuildConfig.board), e.g. Pynq-Z2.")
+    part: Annotated[str, Field(strict=True, min_length=1, pattern=r"^\S+$")] = _f(
+        "a non-empty string without spaces", "FPGA part (DataflowBuildConfig.fpga_part).")
+    family: Literal["xc7", "xcup", "xcu"] = _f(
+        "'xc7', 'xcup' or 'xcu', matching the part",
+        "Yosys synth_xilinx -family: xc7 (7-series/Zynq-7000), xcup (UltraScale+), "
+        "xcu (UltraScale).")
+    shell: Literal["vivado_zynq"] = _f(
+        "'vivado_zynq'",
+        "FINN shell flow. Only vivado_zynq: hw/vivado.py uses ShellFlowType.VIVADO_ZYNQ; "
+        "FINN's vitis_alveo needs Vitis/XRT, not part of this offline flow.")
+    clock_mhz: PositiveNumber = _f("a number > 0", "Target clock in MHz (synth_clk_period_ns "
+                                   "= 1000 / clock_mhz).")
+
+    @model_validator(mode="after")
+    def _family_of_part(self) -> Board:
+        for pattern, fam in _PART_FAMILY:
+            if pattern.match(self.part.lower()):
+                if fam != self.family:
+                    raise _cross("family", f"{self.family!r} does not match part "
+                                 f"{self.part!r}", repr(fam))
+                break
+        return self
+
+
+# ---------------------------------------------------------------------------------------
+# Reading and validating files
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (PyYAML keeps the last one silently)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode,
+                       deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            continue  # the base constructor reports unhashable keys
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                f"found duplicate key {key!r} (first at line {seen[key].start_mark.line + 1})",
+                key_node.start_mark)
+        seen[key] = key_node
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                 _construct_mapping)
+
+
+def read_yaml(path: str | Path, kind: str = "") -> dict[str, Any]:
+    """The mapping in a YAML file (as yaml.safe_load reads it); ConfigError otherwise."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(path, [f"cannot read: {e.strerror or e}"], kind) from e
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = " ".join(str(x) for x in (getattr(e, "context", None),
+                                          getattr(e, "problem", None)) if x) or str(e)
+        label = "YAML error" if isinstance(e, yaml.constructor.ConstructorError) else (
+            "YAML syntax error")
+        raise ConfigError(path, [f"{label} at {where}{what}"], kind) from None
+    if not isinstance(data, dict):
+        what = "nothing (empty file)" if data is None else _typename(data)
+        raise ConfigError(path, [f"the file must hold a mapping of keys (name: ..., ...), "
+                                 f"not {what}"], kind)
+    return data
+
+
+def _typename(v: Any) -> str:
+    if v is None:
+        return "null"
+    return {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+            list: "a list", dict: "a mapping"}.get(type(v), type(v).__name__)
+
+
+def _unwrap(tp: Any) -> Any:
+    """Strip Annotated and Optional down to a model, list or dict type where there is one."""
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is Annotated:
+            tp = typing.get_args(tp)[0]
+            continue
+        if origin is Union or origin is types.UnionType:
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(args) == 1:
+                tp = args[0]
+                continue
+        return tp
+
+
+def _locate(root: type[BaseModel], loc: Sequence[Any]
+            ) -> tuple[FieldInfo | None, type[BaseModel], Any]:
+    """Walk ``loc`` through the schema: (deepest field, enclosing model, unknown key|None)."""
+    tp: Any = root
+    field: FieldInfo | None = None
+    model = root
+    for key in loc:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            model = tp
+            f = tp.model_fields.get(key) if isinstance(key, str) else None
+            if f is None:
+                return field, model, key
+            field, tp = f, f.annotation
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        elif typing.get_origin(tp) in (list, tuple):
+            tp = typing.get_args(tp)[0]
+        else:
+            break
+    return field, model, None
+
+
+def _key_path(loc: Iterable[Any]) -> str:
+    out = ""
+    for k in loc:
+        if isinstance(k, int):
+            out += f"[{k}]"
+        else:
+            out += ("." if out else "") + str(k)
+    return out
+
+
+def _allowed(field: FieldInfo | None) -> str | None:
+    extra = field.json_schema_extra if field is not None else None
+    return extra.get("allowed") if isinstance(extra, dict) else None  # type: ignore[return-value]
+
+
+def _show(v: Any) -> str:
+    s = repr(v)
+    return s if len(s) <= 80 else s[:77] + "..."
+
+
+def _suggest(word: Any, choices: Iterable[str]) -> str:
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.7)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _problem(root: type[BaseModel], err: dict[str, Any]) -> Problem:
+    loc, etype, ctx = tuple(err["loc"]), err["type"], err.get("ctx") or {}
+    value = err.get("input")
+    if etype == "config_cross":
+        loc = loc + tuple(ctx["key"].split("."))
+        return Problem(_key_path(loc), f"{err['msg']}; allowed: {ctx['allowed']}")
+    field, model, unknown = _locate(root, loc)
+    key = _key_path(loc)
+    if etype == "extra_forbidden":
+        known = list(model.model_fields)
+        return Problem(key, f"unknown key{_suggest(unknown, known)}; allowed keys here: "
+                            f"{', '.join(known)}")
+    allowed = _allowed(field)
+    tail = f"; allowed: {allowed}" if allowed else ""
+    if etype == "missing":
+        return Problem(key, f"missing required key{tail}")
+    msg = f"got {_show(value)}"
+    if etype == "literal_error" and field is not None:
+        choices = [c for c in typing.get_args(_unwrap(field.annotation)) if isinstance(c, str)]
+        msg += _suggest(value, choices)
+    elif etype.endswith("_type"):
+        msg += f" ({_typename(value)})"
+        if isinstance(value, str) and _is_number(value):
+            if "e" in value.lower() and "." not in value.lower().partition("e")[0]:
+                msg += ("; PyYAML reads exponent notation without a decimal point (1e-3) "
+                        f"as a string: write {_float_hint(value)}")
+            else:
+                msg += f"; write the number without quotes: {value.strip()}"
+    elif etype != "literal_error":
+        msg += f" ({err['msg'][0].lower()}{err['msg'][1:]})"
+    return Problem(key, msg + tail)
+
+
+def _is_number(s: str) -> bool:
+    try:
+        return math.isfinite(float(s))
+    except ValueError:
+        return False
+
+
+def _float_hint(s: str) -> str:
+    mant, _, exp = s.strip().lower().partition("e")
+    return f"{mant}.0e{exp}"
+
+
+def validate_data(data: dict[str, Any], schema: type[BaseModel], path: str | Path,
+                  kind: str, name: str | None = None) -> BaseModel:
+    """Validate a parsed mapping; ConfigError listing every problem."""
+    problems: list[Problem] = []
+    model = None
+    try:
+        model = schema.model_validate(data)
+    except ValidationError as e:
+        problems = [_problem(schema, err) for err in e.errors(include_url=False)]
+    if name is not None and isinstance(data.get("name"), str) and data["name"] != name:
+        problems.insert(0, Problem("name", f"got {data['name']!r}; allowed: {name!r} "
+                                           f"(the file's name)"))
+    if problems:
+        raise ConfigError(path, problems, kind)
+    assert model is not None
+    return model
+
+
+def validate_file(path: str | Path, kind: str, name: str | None = None) -> dict[str, Any]:
+    """Validate a design (``kind='design'``) or board YAML; returns the YAML's own dict.
+
+    ``name``: the name the file must declare (``load_design``/``load_board`` pass the
+    file's stem). The returned dict is ``yaml.safe_load``'s, unchanged.
+    """
+    schema = {"design": Design, "board": Board}[kind]
+    data = read_yaml(path, kind)
+    validate_data(data, schema, path, kind, name)
+    return data
+
+
+def validate_design_file(path: str | Path, name: str | None = None) -> dict[str, Any]:
+    """Validate a design YAML at any path; returns its dict. Raises ConfigError."""
+    return validate_file(path, "design", name)
+
+
+def validate_board_file(path: str | Path, name: str | None = None) -> dict[str, Any]:
+    """Validate a board YAML at any path; returns its dict. Raises ConfigError."""
+    return validate_file(path, "board", name)

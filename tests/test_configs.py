@@ -1,0 +1,332 @@
+"""Design and board configurations: every shipped YAML validates (unchanged dicts), and
+each class of mistake is refused with a ConfigError naming the file, the key path, the bad
+value and what is allowed (negative controls next to a passing copy: positive control)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import configs
+from configs import ConfigError, load_board, load_design, validate_board_file, validate_design_file
+from configs.__main__ import main as configs_main
+from configs.schema import Board, Design
+
+DESIGN = "eqnet-fq-2x2-64qam"
+BOARD = "pynq-z2"
+
+
+def _raw(kind: str, name: str) -> dict[str, Any]:
+    return yaml.safe_load((configs.CONFIG_DIR / kind / f"{name}.yaml").read_text())
+
+
+def _write(tmp_path: Path, cfg: Any, name: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(cfg if isinstance(cfg, str) else yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+# --- every shipped config validates, and the loaded dict is the YAML's, unchanged ---------
+
+
+@pytest.mark.parametrize("name", configs.designs())
+def test_design_validates(name: str) -> None:
+    raw = _raw("designs", name)
+    assert load_design(name) == raw
+    assert validate_design_file(configs.CONFIG_DIR / "designs" / f"{name}.yaml", name) == raw
+    # The schema round-trips the file exactly (types included: no int -> float, no
+    # injected defaults), so hashes of these dicts (hw.flow.build_inputs_key) do not move.
+    dumped = Design.model_validate(raw).model_dump(mode="json", exclude_unset=True)
+    assert json.dumps(dumped, sort_keys=True) == json.dumps(raw, sort_keys=True)
+
+
+@pytest.mark.parametrize("name", configs.boards())
+def test_board_validates(name: str) -> None:
+    raw = _raw("boards", name)
+    assert load_board(name) == raw
+    assert validate_board_file(configs.CONFIG_DIR / "boards" / f"{name}.yaml", name) == raw
+    dumped = Board.model_validate(raw).model_dump(mode="json", exclude_unset=True)
+    assert json.dumps(dumped, sort_keys=True) == json.dumps(raw, sort_keys=True)
+
+
+def test_load_design_is_safe_load() -> None:
+    path = configs.CONFIG_DIR / "designs" / f"{DESIGN}.yaml"
+    d = load_design(DESIGN)
+    assert d == yaml.safe_load(path.read_text())
+    assert json.dumps(d, sort_keys=True) == json.dumps(yaml.safe_load(path.read_text()),
+                                                       sort_keys=True)
+    assert type(d) is dict and type(d["model"]) is dict
+
+
+def test_shipped_configs_cli_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    assert configs_main(["check"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == len(configs.designs()) + len(configs.boards())
+    assert all(line.startswith("ok ") for line in out)
+
+
+# --- negative controls: designs ---------------------------------------------------------
+
+
+def _set(section: str, key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def f(d: dict[str, Any]) -> None:
+        d[section][key] = value
+    return f
+
+
+def _drop(section: str, key: str) -> Callable[[dict[str, Any]], None]:
+    def f(d: dict[str, Any]) -> None:
+        del d[section][key]
+    return f
+
+
+def _typo(d: dict[str, Any]) -> None:
+    d["model"]["out_activaton"] = d["model"].pop("out_activation")
+
+
+def _recipe(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def f(d: dict[str, Any]) -> None:
+        d["train"]["recipes"]["short"][key] = value
+    return f
+
+
+# (id, mutation, key path, substrings the message must also contain)
+DESIGN_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str, list[str]]] = [
+    ("typo-out_activaton", _typo, "model.out_activaton",
+     ["unknown key", "did you mean 'out_activation'", "out_activation, out_quant"]),
+    ("weight_bits-0", _set("model", "weight_bits", 0), "model.weight_bits",
+     ["got 0", "integer 2..8"]),
+    ("act_bits-40", _set("model", "act_bits", 40), "model.act_bits",
+     ["got 40", "integer 1..8"]),
+    ("missing-hidden", _drop("model", "hidden"), "model.hidden",
+     ["missing required key", "list of integers >= 1"]),
+    ("hidden-str", _set("model", "hidden", "48"), "model.hidden",
+     ["got '48'", "a string", "list of integers >= 1"]),
+    ("hidden-item", _set("model", "hidden", [48, 0]), "model.hidden[1]",
+     ["got 0", "list of integers >= 1"]),
+    ("weight_bits-float", _set("model", "weight_bits", 6.0), "model.weight_bits",
+     ["got 6.0", "a float", "integer 2..8"]),
+    ("activation-unknown", _set("model", "out_activation", "relu6"), "model.out_activation",
+     ["got 'relu6'", "'tanh', 'sigmoid' or 'none'"]),
+    ("activation-near", _set("model", "out_activation", "tahn"), "model.out_activation",
+     ["did you mean 'tanh'", "'tanh', 'sigmoid' or 'none'"]),
+    ("bias_bits-8", _set("model", "bias_bits", 8), "model.bias_bits",
+     ["got 8", "allowed: 16"]),
+    ("unsigned-input", lambda d: d["model"]["input_quant"].update(signed=False),
+     "model.input_quant.signed", ["got False", "allowed: true"]),
+    ("input-bits-17", lambda d: d["model"]["input_quant"].update(bits=17),
+     "model.input_quant.bits", ["got 17", "integer 2..16"]),
+    ("out-bits-1", lambda d: d["model"]["out_quant"].update(bits=1),
+     "model.out_quant.bits", ["got 1", "integer 2..8"]),
+    ("scale_log2-float", lambda d: d["model"]["out_quant"].update(scale_log2=-5.0),
+     "model.out_quant.scale_log2", ["got -5.0", "integer -32..32"]),
+    ("in_features-mismatch", _set("model", "in_features", 10), "model.in_features",
+     ["10 != data.n_t * data.bits_per_symbol", "allowed: 12"]),
+    ("data-kind", _set("data", "kind", "awgn"), "data.kind", ["got 'awgn'", "'mimo_llr'"]),
+    ("data-feature", _set("data", "feature", "bits"), "data.feature",
+     ["got 'bits'", "'soft_bits' or 'llr'"]),
+    ("snr-order", _set("data", "snr_db", [24.0, 6.0]), "data.snr_db",
+     ["got [24.0, 6.0]", "lo <= hi"]),
+    ("snr-length", _set("data", "snr_db", [6.0]), "data.snr_db",
+     ["got [6.0]", "pair [lo, hi]"]),
+    ("bits_per_symbol-odd", _set("data", "bits_per_symbol", 5), "data.bits_per_symbol",
+     ["got 5", "1 (BPSK) or an even integer"]),
+    ("loss-unknown", _set("train", "loss", "l1"), "train.loss",
+     ["got 'l1'", "'mse' or 'weighted_mse'"]),
+    ("lr-string", _recipe("lr", "3e-3"), "train.recipes.short.lr",
+     ["got '3e-3'", "write 3.0e-3", "a number > 0"]),
+    ("epochs-0", _recipe("epochs", 0), "train.recipes.short.epochs",
+     ["got 0", "integer >= 1"]),
+    ("batch-gt-samples", _recipe("batch_size", 10**7), "train.recipes.short.samples",
+     ["batch_size 10000000", "samples >= batch_size"]),
+    ("recipe-typo", _recipe("epoch", 3), "train.recipes.short.epoch",
+     ["unknown key", "did you mean 'epochs'"]),
+    ("target_fps-negative", _set("hw", "target_fps", -5), "hw.target_fps",
+     ["got -5", "a number > 0"]),
+    ("folding-not-path", _set("hw", "folding_config", 3), "hw.folding_config",
+     ["got 3", "null or a non-empty path string"]),
+    ("no-folding", _drop("hw", "target_fps"), "hw.target_fps",
+     ["missing", "folding_config"]),
+    ("golden-0", _set("export", "golden_vectors", 0), "export.golden_vectors",
+     ["got 0", "integer >= 1"]),
+    ("missing-section", lambda d: d.pop("train"), "train", ["missing required key"]),
+]
+
+
+@pytest.fixture
+def design_cfg() -> dict[str, Any]:
+    return _raw("designs", DESIGN)
+
+
+def test_design_copy_passes(tmp_path: Path, design_cfg: dict[str, Any]) -> None:
+    """Positive control for the cases below: the unmutated copy, written the same way."""
+    path = _write(tmp_path, design_cfg, DESIGN)
+    assert validate_design_file(path, DESIGN) == design_cfg
+
+
+@pytest.mark.parametrize("mutate,key,expect", [c[1:] for c in DESIGN_CASES],
+                         ids=[c[0] for c in DESIGN_CASES])
+def test_bad_design_refused(tmp_path: Path, design_cfg: dict[str, Any],
+                            mutate: Callable[[dict[str, Any]], None], key: str,
+                            expect: list[str]) -> None:
+    cfg = copy.deepcopy(design_cfg)
+    mutate(cfg)
+    path = _write(tmp_path, cfg, DESIGN)
+    with pytest.raises(ConfigError) as ei:
+        validate_design_file(path)
+    msg = str(ei.value)
+    assert str(path) in msg
+    assert f"{key}: " in msg, msg
+    for s in expect:
+        assert s in msg, (s, msg)
+    assert ei.value.path == path
+    assert any(p.key == key for p in ei.value.problems), ei.value.problems
+    assert isinstance(ei.value, ValueError)
+
+
+def test_several_problems_all_listed(tmp_path: Path, design_cfg: dict[str, Any]) -> None:
+    _typo(design_cfg)
+    design_cfg["model"]["weight_bits"] = 0
+    design_cfg["model"]["act_bits"] = 40
+    design_cfg["data"]["kind"] = "awgn"
+    path = _write(tmp_path, design_cfg, DESIGN)
+    with pytest.raises(ConfigError) as ei:
+        validate_design_file(path)
+    keys = {p.key for p in ei.value.problems}
+    assert keys == {"model.out_activaton", "model.weight_bits", "model.act_bits", "data.kind"}
+    assert "4 problems" in str(ei.value)
+
+
+def test_yaml_syntax_error(tmp_path: Path) -> None:
+    text = (configs.CONFIG_DIR / "designs" / f"{DESIGN}.yaml").read_text()
+    lines = text.splitlines()
+    i = next(n for n, line in enumerate(lines) if line.startswith("  hidden:"))
+    lines[i] = "  hidden: [48, 48"          # unclosed flow sequence
+    path = _write(tmp_path, "\n".join(lines) + "\n", DESIGN)
+    with pytest.raises(ConfigError) as ei:
+        validate_design_file(path)
+    msg = str(ei.value)
+    assert str(path) in msg and "YAML syntax error" in msg
+    assert f"line {i + 2}" in msg, msg      # where PyYAML finds the missing ']'
+
+
+def test_duplicate_key_refused(tmp_path: Path) -> None:
+    text = (configs.CONFIG_DIR / "boards" / f"{BOARD}.yaml").read_text()
+    path = _write(tmp_path, text + "clock_mhz: 250\n", BOARD)
+    with pytest.raises(ConfigError, match="duplicate key 'clock_mhz'") as ei:
+        validate_board_file(path)
+    assert str(path) in str(ei.value)
+    assert yaml.safe_load(path.read_text())["clock_mhz"] == 250  # what PyYAML did silently
+
+
+@pytest.mark.parametrize("text,what", [("", "nothing (empty file)"), ("- 1\n- 2\n", "a list"),
+                                       ("just a string\n", "a string")])
+def test_not_a_mapping(tmp_path: Path, text: str, what: str) -> None:
+    path = _write(tmp_path, text, DESIGN)
+    with pytest.raises(ConfigError) as ei:
+        validate_design_file(path)
+    assert str(path) in str(ei.value) and f"not {what}" in str(ei.value)
+
+
+# --- negative controls: boards -----------------------------------------------------------
+
+
+BOARD_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str, list[str]]] = [
+    ("clock-negative", lambda b: b.update(clock_mhz=-100), "clock_mhz",
+     ["got -100", "a number > 0"]),
+    ("clock-string", lambda b: b.update(clock_mhz="100"), "clock_mhz",
+     ["got '100'", "a string", "a number > 0"]),
+    ("unknown-key", lambda b: b.update(clok_mhz=125), "clok_mhz",
+     ["unknown key", "did you mean 'clock_mhz'", "finn_board, part, family, shell"]),
+    ("shell-alveo", lambda b: b.update(shell="vitis_alveo"), "shell",
+     ["got 'vitis_alveo'", "'vivado_zynq'"]),
+    ("family-unknown", lambda b: b.update(family="xc6"), "family",
+     ["got 'xc6'", "'xc7', 'xcup' or 'xcu'"]),
+    ("family-vs-part", lambda b: b.update(family="xcup"), "family",
+     ["'xcup' does not match part 'xc7z020clg400-1'", "allowed: 'xc7'"]),
+    ("part-empty", lambda b: b.update(part=""), "part", ["got ''", "non-empty string"]),
+    ("finn_board-missing", lambda b: b.pop("finn_board"), "finn_board",
+     ["missing required key", "non-empty string"]),
+]
+
+
+@pytest.fixture
+def board_cfg() -> dict[str, Any]:
+    return _raw("boards", BOARD)
+
+
+def test_board_copy_passes(tmp_path: Path, board_cfg: dict[str, Any]) -> None:
+    path = _write(tmp_path, board_cfg, BOARD)
+    assert validate_board_file(path, BOARD) == board_cfg
+
+
+@pytest.mark.parametrize("mutate,key,expect", [c[1:] for c in BOARD_CASES],
+                         ids=[c[0] for c in BOARD_CASES])
+def test_bad_board_refused(tmp_path: Path, board_cfg: dict[str, Any],
+                           mutate: Callable[[dict[str, Any]], None], key: str,
+                           expect: list[str]) -> None:
+    mutate(board_cfg)
+    path = _write(tmp_path, board_cfg, BOARD)
+    with pytest.raises(ConfigError) as ei:
+        validate_board_file(path)
+    msg = str(ei.value)
+    assert str(path) in msg and f"{key}: " in msg, msg
+    for s in expect:
+        assert s in msg, (s, msg)
+
+
+# --- load_* by name: unknown names, name mismatch, and the CLI ----------------------------
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of configs/ (designs/, boards/) that load_design/load_board read instead."""
+    for kind in ("designs", "boards"):
+        (tmp_path / kind).mkdir()
+        for f in (configs.CONFIG_DIR / kind).glob("*.yaml"):
+            (tmp_path / kind / f.name).write_text(f.read_text())
+    monkeypatch.setattr(configs, "CONFIG_DIR", tmp_path)
+    return tmp_path
+
+
+def test_unknown_name_lists_available() -> None:
+    with pytest.raises(FileNotFoundError, match=f"unknown design 'nope'; available: .*{DESIGN}"):
+        load_design("nope")
+    with pytest.raises(FileNotFoundError, match=f"unknown board 'nope'; available: .*{BOARD}"):
+        load_board("nope")
+
+
+def test_name_mismatch(config_dir: Path) -> None:
+    assert load_board(BOARD) == _raw("boards", BOARD)             # positive control
+    path = config_dir / "boards" / f"{BOARD}.yaml"
+    path.write_text(path.read_text().replace(f"name: {BOARD}", "name: pynq-z1"))
+    with pytest.raises(ConfigError) as ei:
+        load_board(BOARD)
+    msg = str(ei.value)
+    assert str(path) in msg and "name: got 'pynq-z1'" in msg and f"allowed: '{BOARD}'" in msg
+
+
+def test_load_design_refuses_before_work(config_dir: Path) -> None:
+    """What `make train` hits first: train/__main__.py calls load_design before any work."""
+    path = config_dir / "designs" / f"{DESIGN}.yaml"
+    path.write_text(path.read_text().replace("  weight_bits: 6", "  weight_bits: 0"))
+    with pytest.raises(ConfigError, match=r"model\.weight_bits: got 0"):
+        load_design(DESIGN)
+
+
+def test_cli_check_fails(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = config_dir / "boards" / "zcu104.yaml"
+    path.write_text(path.read_text().replace("clock_mhz: 200", "clock_mhz: -200"))
+    assert configs_main(["check"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL board  zcu104" in out and "clock_mhz: got -200" in out
+    assert f"ok   board  {BOARD}" in out and f"ok   design {DESIGN}" in out
+    assert configs_main(["check", BOARD]) == 0                   # only the named one
+    assert configs_main(["check", "no-such-config"]) == 1
+    assert "unknown name 'no-such-config'" in capsys.readouterr().out
