@@ -42,6 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     e = m["estimates"]
     print(f"\n{a.design} on {a.board} ({m['part']}), package {m.get('kept_as', a.out)}")
     print(format_table(m["verification"]))
+    cov = m.get("coverage", {}).get("layers", {})
+    if cov:
+        print(f"golden-vector coverage of threshold edges ({m['coverage']['vectors']} vectors; "
+              "the exhaustive proof above covers every edge):")
+        for layer, c in cov.items():
+            print(f"  {layer:<22} edges hit {c['edges_hit']}/{c['edges']} (touched "
+                  f"{c['edges_touched']}), output codes produced "
+                  f"{len(c['codes_produced'])}/{c['codes_possible']}")
     r = e["resources"]
     print(f"FINN estimates: LUT {r['LUT']:.0f}, DSP {r['DSP']:.0f}, BRAM18 {r['BRAM_18K']:.0f}, "
           f"{e['max_cycles_per_vector']} cycles/vector, {e['fps_at_clock']:,.0f} vectors/s and "

@@ -24,6 +24,7 @@ from hw.package import (
     tool_versions,
     write_manifest,
 )
+from hw.threshold_proof import prove_thresholds, threshold_coverage
 from hw.verify import compare, verify_stages
 from train.checkpoint import load_trained
 
@@ -55,6 +56,43 @@ def packaged_reports(report_dir: Path) -> list[Path]:
     """FINN's reports that go into a package: all but its step timings (which differ from
     build to build; the manifest's ``timing_s`` holds them)."""
     return sorted(f for f in report_dir.glob("*.json") if f.name != STEP_TIMES)
+
+
+EXHAUSTIVE = "exhaustive"
+PROOF_KEYS = ("points", "mismatches", "exhaustive", "reason", "input_datatype", "range",
+              "channels", "thresholds", "act_val", "mvau", "matmul", "first_mismatches")
+MEMORY_KEYS = ("files", "entries", "mismatches", "search_points", "search_mismatches",
+               "reason")
+
+
+def exhaustive_summary(proof: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The manifest's ``verification.exhaustive``: per Thresholding layer, every integer
+    input enumerated against the QONNX (Brevitas) activation and quantizer (``points``,
+    ``mismatches``), and its RTL threshold memories (``rtl_memory``)."""
+    out = {}
+    for layer, r in proof.items():
+        row = {k: r[k] for k in PROOF_KEYS if k in r}
+        if "rtl_memory" in r:
+            mem = r["rtl_memory"]
+            row["rtl_memory"] = {k: (len(mem[k]) if isinstance(mem[k], list) else mem[k])
+                                 for k in MEMORY_KEYS if k in mem}
+        out[layer] = json.loads(json.dumps(row, default=int))
+    return out
+
+
+def coverage_summary(cov: dict[str, dict[str, Any]], sets: np.ndarray) -> dict[str, Any]:
+    """The manifest's ``coverage``: what the golden vectors reach of each threshold layer."""
+    return {
+        "vectors": int(len(sets)),
+        "label": "golden vectors vs threshold edges: an edge (channel, threshold) is hit "
+                 "when vectors put the accumulator on both integers beside it (what it takes "
+                 "to catch a one-step move either way), touched when on one of them",
+        "layers": {layer: {"edges": r["edges"], "edges_hit": r["edges_hit"],
+                           "edges_touched": r["edges_touched"],
+                           "codes_produced": r["codes_produced"],
+                           "codes_possible": r["codes_possible"]}
+                   for layer, r in cov.items()},
+    }
 
 
 def estimates_summary(report_dir: Path, clock_mhz: float) -> dict[str, Any]:
@@ -130,8 +168,14 @@ def check_out_dir(out: Path, run: Path) -> None:
 
 
 def package_failed(manifest: dict[str, Any]) -> list[str]:
-    """Stages of a manifest's verification table with mismatches (empty: verified)."""
-    return [s for s, r in manifest.get("verification", {}).items() if r.get("mismatches")]
+    """What failed in a manifest's verification (empty: verified): stages with mismatching
+    vectors, and Thresholding layers whose exhaustive proof or RTL memory check failed."""
+    table = manifest.get("verification", {})
+    bad = [s for s, r in table.items() if s != EXHAUSTIVE and r.get("mismatches")]
+    for layer, r in table.get(EXHAUSTIVE, {}).items():
+        if r.get("mismatches") or (r.get("rtl_memory") or {}).get("mismatches"):
+            bad.append(f"{EXHAUSTIVE}:{layer}")
+    return bad
 
 
 def _staging(out: Path, tag: str) -> Path:
@@ -227,6 +271,11 @@ def _build_into(design_name: str, board_name: str, run: Path, out: Path,
         shutil.copyfile(f, out / "reports" / f.name)
     rtl_files = collect_rtl(finn_model, out / "rtl")
     inject_fault("package_write")  # tests: a kill while the package is half written
+    t_proof = time.time()
+    table["exhaustive"] = exhaustive_summary(prove_thresholds(
+        ModelWrapper(str(qonnx_path)), finn_model, out / "rtl"))
+    coverage = coverage_summary(threshold_coverage(finn_model, inputs), golden["set"])
+    result["timing_s"]["threshold_proof"] = round(time.time() - t_proof, 1)
     manifest = {
         "design": design_name,
         "board": board_name,
@@ -242,6 +291,7 @@ def _build_into(design_name: str, board_name: str, run: Path, out: Path,
         "estimates": estimates_summary(build_dir / "report", board["clock_mhz"]),
         "golden": {str(k): int((golden["set"] == k).sum()) for k in np.unique(golden["set"])},
         "verification": table,
+        "coverage": coverage,
         "timing_s": result["timing_s"],
         "vivado": "not run (make bitstream runs FINN's Vivado steps where Vivado is installed)",
     }

@@ -8,6 +8,7 @@ intermediate models, executed with FINN's Python/C++-model execution of HW layer
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
@@ -82,10 +83,25 @@ def verify_stages(stage_models: dict[str, Path], inputs: np.ndarray, expected: n
     return table
 
 
-def format_table(table: dict[str, dict[str, int]]) -> str:
-    """The verification table as printed by ``make hw``."""
+def format_table(table: dict[str, Any]) -> str:
+    """The verification table as printed by ``make hw``/``make main``: one row per stage
+    (vectors), then one per Thresholding layer of the exhaustive proof (integer points)."""
     lines = [f"{'stage':<16}{'vectors':>10}{'mismatches':>12}  result", "-" * 46]
     for stage, r in table.items():
+        if stage == "exhaustive":
+            continue
         ok = "PASS" if r["mismatches"] == 0 else "FAIL"
         lines.append(f"{stage:<16}{r['vectors']:>10}{r['mismatches']:>12}  {ok}")
+    proof = table.get("exhaustive")
+    if proof:
+        lines += ["", f"{'threshold layer':<22}{'points':>10}{'mismatches':>12}  "
+                      "RTL memory  result", "-" * 68]
+        for layer, r in proof.items():
+            mem = r.get("rtl_memory") or {}
+            mem_txt = (f"{mem.get('mismatches')} bad" if mem.get("files") else "not checked")
+            ok = ("PASS" if r.get("mismatches") == 0 and not mem.get("mismatches")
+                  and r.get("exhaustive") else "FAIL" if r.get("mismatches")
+                  or mem.get("mismatches") else "NOT PROVEN")
+            lines.append(f"{layer:<22}{r['points']:>10}{str(r.get('mismatches')):>12}  "
+                         f"{mem_txt:<10}  {ok}")
     return "\n".join(lines)

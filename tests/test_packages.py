@@ -43,6 +43,50 @@ def test_package_verified_on_every_stage(board: str) -> None:
     finn_total = json.loads((pkg / "reports" / "estimate_layer_resources.json").read_text())
     for key in ("LUT", "DSP", "BRAM_18K"):  # each layer counted once (not the total row too)
         assert m["estimates"]["resources"][key] == float(finn_total["total"][key]), key
+    # Every Thresholding layer proven over its whole integer input range, RTL memories too.
+    proof = m["verification"]["exhaustive"]
+    assert sorted(proof) == [f"Thresholding_rtl_{i}" for i in range(6)]
+    for layer, r in proof.items():
+        lo, hi = r["range"]
+        assert r["exhaustive"] and r["mismatches"] == 0, (layer, r)
+        assert r["points"] == (hi - lo + 1) * r["channels"], layer
+        assert r["rtl_memory"]["files"] > 0 and r["rtl_memory"]["mismatches"] == 0, layer
+        cov = m["coverage"]["layers"][layer]
+        assert 0 <= cov["edges_hit"] <= cov["edges_touched"] <= cov["edges"], layer
+    # What `make main` built also went through the RTL before it was installed.
+    if board == "pynq-z2":
+        assert m["verification"]["rtlsim"]["mismatches"] == 0
+        assert m["verification"]["rtlsim"]["vectors"] == len(golden["inputs"])
+
+
+@pytest.mark.slow
+def test_exhaustive_proof_catches_what_golden_vectors_miss() -> None:
+    """Negative control on the default package: one hidden threshold moved by one step at an
+    edge no golden vector reaches is invisible to all 12,505 golden vectors, and the
+    exhaustive proof catches it."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from hw.threshold_proof import prove_thresholds, shift_threshold, threshold_coverage
+    from hw.verify import execute_codes
+
+    pkg = ROOT / "bitstreams" / f"{DESIGN}-pynq-z2"
+    finn = ModelWrapper(str(pkg / "model_finn.onnx"))
+    qonnx = ModelWrapper(str(pkg / "model_qonnx.onnx"))
+    golden = np.load(pkg / "golden.npz")
+    layer = "Thresholding_rtl_2"  # a hidden ReLU quantizer
+    cov = threshold_coverage(finn, golden["inputs"])[layer]
+    assert cov["untouched_edges"], "every edge reached: pick another layer"
+    channel, index = cov["untouched_edges"][len(cov["untouched_edges"]) // 2]
+    moved = shift_threshold(finn, layer, channel, index, +1)
+    moved_path = pkg.parent / f".{pkg.name}.shifted.onnx"
+    try:
+        moved.save(str(moved_path))
+        got = execute_codes(moved_path, golden["inputs"], 1.0, "shifted")
+    finally:
+        moved_path.unlink(missing_ok=True)
+    assert np.array_equal(got, golden["outputs"]), "the golden vectors should miss this edge"
+    assert prove_thresholds(qonnx, moved)[layer]["mismatches"] >= 1
+    assert prove_thresholds(qonnx, finn)[layer]["mismatches"] == 0  # positive control
 
 
 @pytest.mark.slow
