@@ -2,7 +2,10 @@
 
 Board side (numpy, plus pynq on a board; numpy 1.x and 2.x):
 
-``host.package``   open ``bitstreams/<design>-<board>/``, refuse artifacts whose sha256 differs
+``host.package``   open ``bitstreams/<design>-<board>/``: the hashed I/O contract, every
+                   artifact's sha256, no unlisted files, the expected board
+``host.onnx_facts`` the I/O contract re-derived from the package's ONNX models (a small
+                   protobuf reader: the board has no ``onnx``)
 ``host.codec``     float <-> integer codes per the manifest, FINN's folding and byte packing
 ``host.driver``    :class:`host.driver.Accelerator`: ``execute``, ``execute_codes``, batching,
                    the IODMA buffer/register sequence of FINN's PYNQ driver

@@ -78,11 +78,14 @@ def torch_rows(design: dict[str, Any], package: Any, x: np.ndarray, batches: lis
     return rows
 
 
-def fpga_rows(package_path: Path, x: np.ndarray, batches: list[int], backend: str,
+def fpga_rows(package: Any, x: np.ndarray, batches: list[int], backend: str,
               min_time: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Accelerator latency per batch from RTL cycle counts (and board wall time on a board)."""
+    """Accelerator latency per batch from RTL cycle counts (and board wall time on a board).
+
+    ``package``: a checked :class:`host.package.Package` (or a path, checked here).
+    """
     rows, facts = [], {}
-    with Accelerator(package_path, "rtlsim", batch_size=max(batches)) as acc:
+    with Accelerator(package, "rtlsim", batch_size=max(batches)) as acc:
         clock = acc.package.clock_mhz
         codes = float_to_codes(x, acc.input)
         for b in batches:
@@ -99,7 +102,7 @@ def fpga_rows(package_path: Path, x: np.ndarray, batches: list[int], backend: st
         facts["sim_full_rate"] = performance(stats, clock)
         facts["manifest_rtlsim"] = acc.package.manifest.get("performance", {}).get("rtlsim")
     if backend == "pynq" or (backend == "auto" and on_board()):
-        with Accelerator(package_path, "pynq", batch_size=max(batches)) as acc:
+        with Accelerator(package, "pynq", batch_size=max(batches)) as acc:
             codes = float_to_codes(x, acc.input)
             for b in batches:
                 t = time_call(lambda b=b: acc.execute_codes(codes[:b]), min_time)
@@ -170,8 +173,10 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def run_bench(package: Path, out: Path, batches: list[int], min_time: float,
-              backend: str = "auto", threads: int = 1) -> int:
+              backend: str = "auto", threads: int = 1, expect_board: str | None = None) -> int:
     """The whole benchmark; writes JSON + PNG, prints table and ratios.
+
+    ``expect_board``: refuse a package built for another board.
 
     ``threads``: torch CPU threads (default 1: the machine's cores are shared, and
     multi-threaded small-batch calls then wait on descheduled OpenMP workers).
@@ -184,11 +189,14 @@ def run_bench(package: Path, out: Path, batches: list[int], min_time: float,
     from host.package import open_package
     from train.data import design_features
 
-    pkg = open_package(package)
+    if not batches or min(batches) < 1 or not min_time > 0 or threads < 1:
+        raise ValueError(f"batch sizes {batches} (each >= 1), min_time {min_time} (> 0), "
+                         f"threads {threads} (>= 1)")
+    pkg = open_package(package, expect_board=expect_board)
     design = load_design(pkg.manifest["design"])
     x = design_features(design, max(batches), seed=4242, cache_dir=None)
     rows = torch_rows(design, pkg, x, batches, min_time)
-    frows, facts = fpga_rows(pkg.root, x, batches, backend, min_time)
+    frows, facts = fpga_rows(pkg, x, batches, backend, min_time)
     rows += frows
     rat = ratios(rows, facts)
     env = {"python": platform.python_version(), "torch": torch.__version__,

@@ -38,6 +38,10 @@ class BoardUnavailableError(RuntimeError):
     """The pynq backend was asked for where there is no PYNQ board (or no bitfile)."""
 
 
+class BackendClosedError(RuntimeError):
+    """A backend (or its Accelerator) was used after ``close()``."""
+
+
 class Register(Protocol):
     """What the driver needs of an IODMA: 32-bit register reads and writes (pynq DefaultIP)."""
 
@@ -46,9 +50,14 @@ class Register(Protocol):
 
 
 class Backend(ABC):
-    """Runs one hardware batch of integer codes."""
+    """Runs one hardware batch of integer codes.
+
+    ``close()`` releases what the backend holds (:meth:`release`) once; calling it again
+    does nothing, and any later ``run`` raises :class:`BackendClosedError`.
+    """
 
     name = "backend"
+    closed = False
 
     def __init__(self, package: Package, batch_size: int) -> None:
         self.package = package
@@ -64,8 +73,22 @@ class Backend(ABC):
         """What was measured in the last ``run`` (backend-specific)."""
         return {}
 
-    def close(self) -> None:  # noqa: B027  (optional hook)
-        """Release buffers, processes or the overlay."""
+    def ensure_open(self) -> None:
+        """Raise :class:`BackendClosedError` if :meth:`close` was called."""
+        if self.closed:
+            raise BackendClosedError(
+                f"backend closed: the {self.name} backend of package {self.package.name} "
+                "was closed (its buffers are freed); open a new Accelerator")
+
+    def close(self) -> None:
+        """Release buffers, processes or the overlay (once; a second call does nothing)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.release()
+
+    def release(self) -> None:  # noqa: B027  (optional hook)
+        """What ``close`` frees: buffers, processes or the overlay."""
 
 
 class DmaBackend(Backend):
@@ -85,6 +108,7 @@ class DmaBackend(Backend):
         """Contiguous uint8 buffer with ``device_address``, ``flush`` and ``invalidate``."""
 
     def run(self, codes: np.ndarray) -> np.ndarray:
+        self.ensure_open()
         k = len(codes)
         if not 0 < k <= self.batch_size:
             raise ValueError(f"batch of {k} vectors; buffers hold 1..{self.batch_size}")
@@ -139,13 +163,21 @@ def make_backend(name: str, package: Package, batch_size: int, **opts: Any) -> B
 class Accelerator:
     """A package's accelerator: float or integer vectors in, the same kind out.
 
-    ``Accelerator("bitstreams/eqnet-fq-2x2-64qam-pynq-z2")`` checks the package's hashes,
-    then opens the backend (``auto``: the board where there is one, else the RTL simulation).
+    ``Accelerator("bitstreams/eqnet-fq-2x2-64qam-pynq-z2")`` checks the package
+    (:func:`host.package.open_package`: contract digest, artifact hashes, no unlisted files,
+    the I/O contract re-derived from the hashed models), then opens the backend (``auto``:
+    the board where there is one, else the RTL simulation). ``expect_board="pynq-z2"``
+    refuses (:class:`host.package.BoardIntegrityError`) a package built for another board.
     """
 
     def __init__(self, package: str | Path | Package, backend: str = "auto",
-                 batch_size: int = 1024, **backend_opts: Any) -> None:
-        self.package = package if isinstance(package, Package) else open_package(package)
+                 batch_size: int = 1024, expect_board: str | None = None,
+                 **backend_opts: Any) -> None:
+        if isinstance(package, Package):
+            package.expect_board(expect_board)
+            self.package = package
+        else:
+            self.package = open_package(package, expect_board=expect_board)
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.backend = make_backend(backend, self.package, batch_size, **backend_opts)
@@ -158,6 +190,7 @@ class Accelerator:
 
     def execute_codes(self, codes: np.ndarray) -> np.ndarray:
         """(N, in_features) integer codes -> (N, out_features) int64 codes, in batches."""
+        self.backend.ensure_open()
         a = check_codes(codes, self.input)
         out = np.empty((len(a), self.output.features), dtype=np.int64)
         calls, infos, t0 = 0, [], time.perf_counter()
@@ -170,7 +203,11 @@ class Accelerator:
         return out
 
     def execute(self, x: np.ndarray) -> np.ndarray:
-        """(N, in_features) floats -> (N, out_features) float32, with the manifest's scales."""
+        """(N, in_features) floats -> (N, out_features) float32, with the manifest's scales.
+
+        Floats become codes by :func:`host.codec.float_to_codes` (saturating; NaN refused).
+        """
+        self.backend.ensure_open()
         x = np.asarray(x)
         single = x.ndim == 1
         y = codes_to_float(self.execute_codes(float_to_codes(np.atleast_2d(x), self.input)),
@@ -178,6 +215,7 @@ class Accelerator:
         return y[0] if single else y
 
     def close(self) -> None:
+        """Close the backend (idempotent); later calls raise :class:`BackendClosedError`."""
         self.backend.close()
 
     def __enter__(self) -> Accelerator:

@@ -1,9 +1,29 @@
 """Open a package ``bitstreams/<design>-<board>/`` and check it against its manifest.
 
-Board-side module: standard library only. Every artifact listed in ``manifest.json``
-is hashed (sha256) before anything in the package is used; a missing file or a
-different hash is refused with :class:`PackageIntegrityError`, naming the file and
-both hashes.
+Board-side module: standard library only. Before anything in the package is used,
+:func:`open_package` checks, in this order (each refusal is a subclass of
+:class:`PackageIntegrityError` whose message names the file, the field and both values):
+
+1. the **contract digest** (:class:`ManifestIntegrityError`): ``manifest.json`` is not
+   covered by the artifact hashes, so ``write_manifest`` (hw/package.py) seals the
+   fields the host trusts, ``design``, ``board``, ``part``, ``clock_mhz`` and ``io`` (shapes,
+   datatypes, scales, folded shapes, stream widths), together with the ``artifacts`` hash
+   table, into ``manifest["contract"]``: a copy of those fields and ``digest``, the sha256
+   of their canonical JSON (:func:`canonical_json`). It is recomputed here; an edit to
+   any of them (or to the artifact table) is refused;
+2. the **expected board** (:class:`BoardIntegrityError`), when the caller names one;
+3. every **artifact's sha256** (:class:`PackageIntegrityError`): a missing file or a
+   different hash is refused, naming the file and both hashes;
+4. **no unlisted files** (:class:`UnlistedFileIntegrityError`): every file in the folder
+   other than ``manifest.json`` must be a hashed artifact;
+5. the **I/O contract re-derived from the hashed ONNX models**
+   (:class:`ModelIntegrityError`, :mod:`host.onnx_facts`): input/output scale, shape and
+   FINN datatype must equal the manifest's ``io``. The digest protects the manifest
+   against edits, not against a manifest written with a fresh digest; the models are
+   the hashed source the manifest was derived from.
+
+The digest is an integrity check, not a signature: whoever can rewrite the whole package
+can rewrite the digest too.
 """
 
 from __future__ import annotations
@@ -14,11 +34,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contract.seal import (
+    CONTRACT_FIELDS,
+    CONTRACT_SCHEME,
+    canonical_json,
+    contract_digest,
+    sha256_json,
+)
+from host import onnx_facts
+
 MANIFEST = "manifest.json"
+DERIVED_FIELDS = ("shape", "datatype", "scale")
+QONNX_MODEL, FINN_MODEL = "model_qonnx.onnx", "model_finn.onnx"
 
 
 class PackageIntegrityError(RuntimeError):
-    """An artifact is missing or its sha256 differs from the manifest's."""
+    """The package differs from what its manifest states (base of every refusal here)."""
+
+
+class ManifestIntegrityError(PackageIntegrityError):
+    """``manifest.json``'s contract fields do not match its contract digest."""
+
+
+class BoardIntegrityError(PackageIntegrityError):
+    """The package was built for another board than the one expected."""
+
+
+class UnlistedFileIntegrityError(PackageIntegrityError):
+    """Files in the package folder that the manifest does not hash."""
+
+
+class UnverifiedPackageError(PackageIntegrityError):
+    """The package's own manifest records failed verification (mismatches)."""
+
+
+class ModelIntegrityError(PackageIntegrityError):
+    """The manifest's I/O contract disagrees with the hashed ONNX models."""
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -30,8 +81,82 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _fmt(v: Any) -> str:
+    return "(absent)" if v is _ABSENT else json.dumps(v)
+
+
+_ABSENT = object()
+
+
+def _diff(path: str, a: Any, b: Any) -> list[tuple[str, Any, Any]]:
+    """Leaves where two JSON values differ (as canonical JSON), with dotted paths."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff(f"{path}.{k}", a.get(k, _ABSENT), b.get(k, _ABSENT))
+        return out
+    if a is _ABSENT or b is _ABSENT:
+        return [] if a is b else [(path, a, b)]
+    return [] if canonical_json(a) == canonical_json(b) else [(path, a, b)]
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as values (a scale 1 equals 1.0; NaN equals nothing)."""
+    num = (int, float)
+    if isinstance(a, num) and isinstance(b, num) and not isinstance(a, bool):
+        return float(a) == float(b)
+    return a is not _ABSENT and a == b
+
+
+def check_contract(root: Path, manifest: dict[str, Any]) -> str:
+    """Recompute the contract digest; refuse a manifest whose sealed fields were changed.
+
+    Returns the digest.
+    """
+    mpath = root / MANIFEST
+    c = manifest.get("contract")
+    if not isinstance(c, dict) or not isinstance(c.get("digest"), str):
+        raise ManifestIntegrityError(
+            f"{mpath}: no 'contract' digest, so its I/O contract (scales, shapes, board) "
+            "is unprotected; the package predates contract hashing or the section was "
+            "removed: rebuild it (make hw, then make sim / make bitstream as before)")
+    missing = [k for k in (*CONTRACT_FIELDS, "artifacts") if k not in manifest]
+    if missing:
+        raise ManifestIntegrityError(f"{mpath}: contract field(s) {missing} missing")
+    diffs = []
+    for k in CONTRACT_FIELDS:
+        diffs += _diff(k, manifest[k], c.get(k, _ABSENT))
+    lines = [f"  {p}: manifest.json has {_fmt(a)}, the sealed contract has {_fmt(b)}"
+             for p, a, b in diffs]
+    art = sha256_json(manifest["artifacts"])
+    if c.get("artifacts_sha256") != art:
+        lines.append(f"  artifacts: the hash table differs from the sealed one "
+                     f"(artifacts_sha256 sealed {c.get('artifacts_sha256')}, now {art})")
+    actual = contract_digest(manifest)
+    if lines or actual != c["digest"]:
+        if not lines:
+            lines.append("  (the contract's copies agree with the manifest: the contract "
+                         "section itself or its digest was edited)")
+        raise ManifestIntegrityError(
+            f"{mpath} refused: its I/O contract does not match its digest "
+            f"({CONTRACT_SCHEME}):\n" + "\n".join(lines)
+            + f"\n  contract.digest in manifest.json: {c['digest']}"
+            + f"\n  recomputed from manifest.json:    {actual}")
+    return actual
+
+
+def check_board(root: Path, manifest: dict[str, Any], expect_board: str | None) -> None:
+    """Refuse a package built for another board than ``expect_board`` (None: no check)."""
+    if expect_board is None or manifest.get("board") == expect_board:
+        return
+    raise BoardIntegrityError(
+        f"package {root} refused: {MANIFEST} says it was built for board "
+        f"{manifest.get('board')!r} (part {manifest.get('part')!r}, design "
+        f"{manifest.get('design')!r}), expected board {expect_board!r}")
+
+
 def check_artifacts(root: Path, artifacts: dict[str, str]) -> list[str]:
-    """Hash every listed artifact; raise on the first missing or differing one.
+    """Hash every listed artifact; raise listing every missing or differing one.
 
     Returns the checked paths (relative to ``root``).
     """
@@ -54,6 +179,53 @@ def check_artifacts(root: Path, artifacts: dict[str, str]) -> list[str]:
     return sorted(artifacts)
 
 
+def unlisted_files(root: Path, artifacts: dict[str, str]) -> list[str]:
+    """Files under ``root`` (as write_manifest walks it) that are neither hashed nor the
+    manifest itself."""
+    return [rel for f in sorted(root.rglob("*"))
+            if f.is_file() and (rel := f.relative_to(root).as_posix()) != MANIFEST
+            and rel not in artifacts]
+
+
+def check_unlisted(root: Path, artifacts: dict[str, str]) -> None:
+    extra = unlisted_files(root, artifacts)
+    if extra:
+        shown = "\n".join(f"  {r}" for r in extra[:50])
+        more = f"\n  ... and {len(extra) - 50} more" if len(extra) > 50 else ""
+        raise UnlistedFileIntegrityError(
+            f"package {root} refused: {len(extra)} file(s) not listed in {MANIFEST} "
+            f"'artifacts' (not hashed, so not part of the verified package):\n{shown}{more}\n"
+            "remove them, or re-package so that write_manifest hashes them")
+
+
+def check_models(root: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Re-derive ``io`` scales, shapes and datatypes from the hashed ONNX models; refuse
+    any disagreement with the manifest. Returns the derived values."""
+    for rel in (QONNX_MODEL, FINN_MODEL):
+        if rel not in manifest["artifacts"]:
+            raise ModelIntegrityError(
+                f"package {root} refused: {rel} is not a hashed artifact, so the I/O "
+                f"contract in {MANIFEST} cannot be re-derived")
+    try:
+        derived = onnx_facts.derive_io(root / QONNX_MODEL, root / FINN_MODEL)
+    except onnx_facts.OnnxFormatError as e:
+        raise ModelIntegrityError(f"package {root} refused: cannot re-derive the I/O "
+                                  f"contract: {e}") from None
+    lines = []
+    for side in ("input", "output"):
+        stated = manifest["io"].get(side, {})
+        for key in DERIVED_FIELDS:
+            got, want = stated.get(key, _ABSENT), derived[side][key]
+            if not _same(got, want):
+                lines.append(f"  io.{side}.{key}: {MANIFEST} says {_fmt(got)}, "
+                             f"{derived[side]['source'][key]} says {_fmt(want)}")
+    if lines:
+        raise ModelIntegrityError(
+            f"package {root} refused: {MANIFEST} disagrees with the hashed ONNX models:\n"
+            + "\n".join(lines))
+    return derived
+
+
 @dataclass
 class Package:
     """A checked package: its folder, manifest and the artifacts that were verified."""
@@ -61,6 +233,8 @@ class Package:
     root: Path
     manifest: dict[str, Any]
     checked: list[str] = field(default_factory=list)
+    digest: str = ""                                   # contract digest (checked)
+    derived_io: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -69,6 +243,10 @@ class Package:
     @property
     def io(self) -> dict[str, Any]:
         return self.manifest["io"]
+
+    @property
+    def board(self) -> str:
+        return str(self.manifest.get("board"))
 
     @property
     def clock_mhz(self) -> float:
@@ -85,16 +263,68 @@ class Package:
         bits = sorted(r for r in self.manifest.get("artifacts", {}) if r.endswith(".bit"))
         return self.root / bits[0] if bits else None
 
+    def expect_board(self, board: str | None) -> None:
+        """Refuse (:class:`BoardIntegrityError`) if built for another board than ``board``."""
+        check_board(self.root, self.manifest, board)
 
-def open_package(root: str | Path, verify: bool = True) -> Package:
-    """Load ``manifest.json`` of a package and (by default) check every artifact hash."""
+
+def failed_checks(manifest: dict[str, Any]) -> list[str]:
+    """What the manifest's own verification records as failed: stages with mismatching
+    vectors, threshold layers whose exhaustive proof or RTL memory check failed."""
+    table = manifest.get("verification", {})
+    bad = [f"{s} ({r['mismatches']} of {r.get('vectors')} vectors)" for s, r in table.items()
+           if s != "exhaustive" and isinstance(r, dict) and r.get("mismatches")]
+    for layer, r in table.get("exhaustive", {}).items():
+        mem = r.get("rtl_memory") or {}
+        if r.get("mismatches") or mem.get("mismatches"):
+            bad.append(f"exhaustive:{layer} ({r.get('mismatches')} of {r.get('points')} "
+                       f"points, RTL memory {mem.get('mismatches')})")
+    return bad
+
+
+def check_verified(root: Path, manifest: dict[str, Any]) -> None:
+    """Refuse a package whose manifest says its verification failed."""
+    bad = failed_checks(manifest)
+    if bad:
+        raise UnverifiedPackageError(
+            f"package {root} refused: its {MANIFEST} records failed verification: "
+            + "; ".join(bad) + " (open_package(..., allow_failed=True) to inspect it)")
+
+
+def open_package(root: str | Path, verify: bool = True,
+                 expect_board: str | None = None, allow_failed: bool = False) -> Package:
+    """Load ``manifest.json`` of a package and (by default) run every check above.
+
+    ``verify=False`` only reads the manifest (development use; nothing is checked except
+    ``expect_board``). ``expect_board``: refuse a package built for another board.
+    ``allow_failed``: open a package whose manifest records failed verification (to
+    debug it); refused otherwise.
+    """
     root = Path(root).resolve()
     mpath = root / MANIFEST
     if not mpath.is_file():
         raise FileNotFoundError(f"{mpath} not found: not a package (build one with `make hw`)")
-    manifest = json.loads(mpath.read_text())
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ManifestIntegrityError(f"{mpath}: not valid JSON ({e})") from None
+    if not isinstance(manifest, dict):
+        raise ManifestIntegrityError(f"{mpath}: not a JSON object")
     for key in ("io", "clock_mhz", "artifacts"):
         if key not in manifest:
             raise PackageIntegrityError(f"{mpath}: key {key!r} missing")
-    checked = check_artifacts(root, manifest["artifacts"]) if verify else []
-    return Package(root, manifest, checked)
+    if not verify:
+        check_board(root, manifest, expect_board)
+        return Package(root, manifest)
+    try:
+        digest = check_contract(root, manifest)
+    except ValueError as e:  # NaN/Infinity in a sealed field: canonical JSON refuses it
+        raise ManifestIntegrityError(f"{mpath}: contract fields are not canonical JSON "
+                                     f"({e})") from None
+    check_board(root, manifest, expect_board)
+    if not allow_failed:
+        check_verified(root, manifest)
+    checked = check_artifacts(root, manifest["artifacts"])
+    check_unlisted(root, manifest["artifacts"])
+    derived = check_models(root, manifest)
+    return Package(root, manifest, checked, digest, derived)

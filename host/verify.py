@@ -102,13 +102,22 @@ def fresh_checks(acc: Accelerator, report: Report, n: int, seed: int,
 
 
 def verify(package: str | Path, backend: str = "auto", vectors: int = 20000, seed: int = 777,
-           batch_size: int = 1024, **backend_opts: Any) -> tuple[Report, dict[str, Any]]:
-    """Run every check; returns the report and run facts (backend, timings, CUDA)."""
+           batch_size: int = 1024, expect_board: str | None = None,
+           **backend_opts: Any) -> tuple[Report, dict[str, Any]]:
+    """Run every check; returns the report and run facts (backend, timings, CUDA).
+
+    ``expect_board``: refuse a package built for another board.
+    """
+    if vectors < 0 or batch_size < 1:
+        raise ValueError(f"vectors {vectors} (>= 0) / batch_size {batch_size} (>= 1)")
     t0 = time.time()
-    acc = Accelerator(package, backend, batch_size, **backend_opts)
+    acc = Accelerator(package, backend, batch_size, expect_board=expect_board, **backend_opts)
+    m = acc.package.manifest
     facts: dict[str, Any] = {"package": str(acc.package.root), "backend": acc.backend.name,
                              "artifacts_checked": len(acc.package.checked),
-                             "batch_size": batch_size}
+                             "contract_digest": acc.package.digest,
+                             "design": m.get("design"), "board": m.get("board"),
+                             "part": m.get("part"), "batch_size": batch_size}
     report = Report()
     try:
         golden_checks(acc, report)

@@ -25,6 +25,7 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
+from contract.seal import make_contract
 from hw.flow import file_sha256
 from hw.steps import HOST_OUTPUT_SCALE
 
@@ -150,10 +151,20 @@ def folding_of(model: ModelWrapper) -> dict[str, dict[str, Any]]:
 
 
 def write_manifest(pkg: Path, manifest: dict[str, Any]) -> None:
-    """Hash every artifact in the package and write manifest.json."""
+    """Hash every artifact in the package, seal the I/O contract and write manifest.json.
+
+    ``artifacts``: sha256 of every file under ``pkg`` except ``pkg/manifest.json`` itself
+    (a ``manifest.json`` deeper in the tree is an artifact like any other file).
+    ``contract`` (host.package.make_contract): copies of ``design``, ``board``, ``part``,
+    ``clock_mhz`` and ``io`` and ``digest``, the sha256 of their canonical JSON together
+    with the artifacts table; host.package.open_package recomputes it. Re-writing a
+    manifest (make sim, make bitstream) goes through here, so the digest follows.
+    """
     artifacts = {}
     for f in sorted(pkg.rglob("*")):
-        if f.is_file() and f.name != "manifest.json":
-            artifacts[str(f.relative_to(pkg))] = file_sha256(f)
+        if f.is_file() and f != pkg / "manifest.json":
+            artifacts[f.relative_to(pkg).as_posix()] = file_sha256(f)
     manifest["artifacts"] = artifacts
+    manifest.pop("contract", None)
+    manifest["contract"] = make_contract(manifest)
     (pkg / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -123,3 +123,23 @@ def test_verify_cli_on_small_package(host_pkg: dict[str, Any], tmp_path: Path,
                "--batch-size", "333"])
     out = capsys.readouterr().out
     assert rc == 0 and out.strip().endswith("passed, 0 failed"), out
+
+
+def test_closed_backend_and_stalled_testbench(host_pkg: dict[str, Any]) -> None:
+    """After close(): 'backend closed' (was a DMA-address error), close() twice is harmless.
+    The real testbench given p_valid=0 (refused by the CLI and the backend, still possible
+    through stream()) gives up after STALL_LIMIT cycles and says so, with the beat counts."""
+    from host.backends.rtlsim import stream
+
+    acc = acc_of(host_pkg, 4)
+    assert np.array_equal(acc.execute_codes(host_pkg["inputs"][:4]), host_pkg["outputs"][:4])
+    dev, si, so = acc.backend.device, acc.input, acc.output
+    acc.close()
+    acc.close()
+    with pytest.raises(RuntimeError, match="backend closed"):
+        acc.execute_codes(host_pkg["inputs"][:4])
+    with pytest.raises(SimulationError, match=rf"stalled.*0 of {3 * si.beats} input beats "
+                                              rf"accepted, 0 of {3 * so.beats} output beats"
+                                              r".*input valid p=0.0"):
+        stream(dev.binary, dev.rtl_dir, ["0"] * (3 * si.beats), 3, si.beats, so.beats, 1,
+               0.0, 1.0)

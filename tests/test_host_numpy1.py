@@ -1,4 +1,5 @@
-"""The board path (host.package, host.codec, host.driver, host.backends.pynq_backend) in a
+"""The board path (host.package, host.onnx_facts, host.codec, host.driver,
+host.backends.pynq_backend) in a
 separate venv with the board's pins (host/requirements-board.txt: pynq 4.0.0, numpy 1.x),
 and import isolation under this venv's numpy 2.
 
@@ -24,7 +25,8 @@ from tests.test_host_package import fake_package
 
 REPO = Path(__file__).resolve().parent.parent
 REQS = REPO / "host" / "requirements-board.txt"
-BOARD_MODULES = ["host", "host.package", "host.codec", "host.driver",
+BOARD_MODULES = ["contract.seal", "host", "host.package", "host.onnx_facts", "host.codec",
+                 "host.driver",
                  "host.backends.pynq_backend"]
 FORBIDDEN = ["torch", "finn", "qonnx", "brevitas", "hw", "onnx", "train", "export"]
 
@@ -32,7 +34,7 @@ SCRIPT = r"""
 import json, sys
 import numpy as np
 from pathlib import Path
-import host.package, host.codec, host.driver, host.backends.pynq_backend
+import host.package, host.onnx_facts, host.codec, host.driver, host.backends.pynq_backend
 from host.codec import StreamSpec, float_to_codes, pack, unpack
 from host.driver import Accelerator, BoardUnavailableError, on_board
 bad = [m for m in {forbidden} if m in sys.modules]
@@ -53,6 +55,15 @@ for pkg in ("nobit", "withbit"):
         raise SystemExit("pynq backend did not refuse off-board")
     except BoardUnavailableError as e:
         print(pkg, "refused:", str(e).splitlines()[0])
+# the contract digest and the ONNX re-derivation, with numpy 1.x and no onnx
+p = host.package.open_package(d / "nobit", expect_board="pynq-z2")
+assert p.derived_io["input"]["scale"] == p.io["input"]["scale"] == 2 ** -7, p.derived_io
+for pkg, kw in (("tampered", {}), ("nobit", {"expect_board": "zcu104"})):
+    try:
+        Accelerator(d / pkg, backend="pynq", **kw)
+        raise SystemExit(pkg + " was not refused")
+    except host.package.PackageIntegrityError as e:
+        print(pkg, "refused:", type(e).__name__, str(e).splitlines()[-1].strip())
 import pynq
 print("numpy", np.__version__, "pynq", pynq.__version__)
 """
@@ -73,11 +84,11 @@ def board_venv() -> Path:
 def test_board_path_runs_with_numpy1_and_pynq(tmp_path: Path) -> None:
     py = board_venv()
     io = json.loads((fake_package(tmp_path / "nobit") / "manifest.json").read_text())["io"]
-    withbit = fake_package(tmp_path / "withbit")
-    (withbit / "accel.bit").write_bytes(b"\x00" * 64)
-    m = json.loads((withbit / "manifest.json").read_text())
-    m["artifacts"]["accel.bit"] = hashlib.sha256(b"\x00" * 64).hexdigest()
-    (withbit / "manifest.json").write_text(json.dumps(m))
+    fake_package(tmp_path / "withbit", extra={"accel.bit": b"\x00" * 64})
+    tampered = fake_package(tmp_path / "tampered")
+    m = json.loads((tampered / "manifest.json").read_text())
+    m["io"]["input"]["scale"] = 0.0079125
+    (tampered / "manifest.json").write_text(json.dumps(m))
     si = StreamSpec.from_manifest(io["input"])
     x = np.random.default_rng(0).uniform(-1.2, 1.2, (64, 12))
     x[:4, :2] = np.array([0.5, 1.5, 2.5, -2.5])[:, None] * si.scale  # ties
@@ -92,6 +103,8 @@ def test_board_path_runs_with_numpy1_and_pynq(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     assert "numpy 1." in r.stdout and "pynq 4.0.0" in r.stdout
     assert "nobit refused" in r.stdout and "withbit refused: pynq.Overlay" in r.stdout
+    assert "tampered refused: ManifestIntegrityError recomputed from manifest.json" in r.stdout
+    assert "nobit refused: BoardIntegrityError" in r.stdout
 
 
 @pytest.mark.parametrize("module", BOARD_MODULES)

@@ -54,6 +54,6 @@ class PynqBackend(DmaBackend):
     def info(self) -> dict[str, Any]:
         return {"fclk0_mhz": self.package.clock_mhz}
 
-    def close(self) -> None:
+    def release(self) -> None:
         for buf in (self.ibuf, self.obuf):
             buf.freebuffer()

@@ -42,6 +42,7 @@ class ReferenceBackend(Backend):
         self.model = load_brevitas(package, run_dir) if kind == "brevitas" else None
 
     def run(self, codes: np.ndarray) -> np.ndarray:
+        self.ensure_open()
         if self.kind == "brevitas":
             from export.golden import reference_codes
             return reference_codes(self.model, codes, batch=len(codes), device=self.device)

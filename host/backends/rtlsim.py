@@ -174,27 +174,56 @@ class SimDevice:
         self.odma.finish()
 
 
+def check_probability(name: str, p: float) -> float:
+    """``0 < p <= 1``: the testbench's per-cycle valid/ready probability (0 never transfers)."""
+    p = float(p)
+    if not 0.0 < p <= 1.0:  # also refuses NaN
+        raise ValueError(f"{name} = {p!r}: must be in (0, 1] (probability per cycle that the "
+                         "stream handshakes; 0 would never transfer)")
+    return p
+
+
 def stream(binary: Path, rtl_dir: Path, in_hex: list[str], n: int, in_beats: int,
-           out_beats: int, seed: int, p_valid: float, p_ready: float) -> tuple[list[str], dict]:
+           out_beats: int, seed: int, p_valid: float, p_ready: float,
+           timeout_s: float = 3600) -> tuple[list[str], dict]:
     """Run hw.rtlsim's testbench binary on AXI-stream words; returns output words and stats.
 
     Command line and files are the testbench's (hw/rtlsim/tb_top.cpp); it runs in the
-    RTL folder so the wrappers' relative ``.dat`` paths resolve.
+    RTL folder so the wrappers' relative ``.dat`` paths resolve. The testbench gives up
+    (exit 2) when no beat moves on either stream for its STALL_LIMIT cycles; that, a
+    crash, an RTL assertion or ``timeout_s`` raise :class:`SimulationError` with the beat
+    counts, the probabilities and the log.
     """
+    cond = f"input valid p={p_valid}, output ready p={p_ready}, seed {seed}"
     with tempfile.TemporaryDirectory(prefix="host-rtlsim-") as tmp:
         fin, fout, fst = Path(tmp, "in.hex"), Path(tmp, "out.hex"), Path(tmp, "stats.txt")
         fin.write_text("\n".join(in_hex) + "\n")
-        r = subprocess.run([str(binary), str(fin), str(fout), str(n), str(in_beats),
-                            str(out_beats), str(seed), str(p_valid), str(p_ready), str(fst)],
-                           cwd=rtl_dir, capture_output=True, text=True, timeout=3600)
-        raw = dict(line.split("=", 1) for line in fst.read_text().splitlines() if "=" in line)
-        out = [x for x in fout.read_text().split() if x]
-    stats = {"rc": r.returncode, "log": r.stdout + r.stderr, "cycles": int(raw["cycles"]),
+        try:
+            r = subprocess.run([str(binary), str(fin), str(fout), str(n), str(in_beats),
+                                str(out_beats), str(seed), str(p_valid), str(p_ready),
+                                str(fst)], cwd=rtl_dir, capture_output=True, text=True,
+                               timeout=timeout_s)
+        except subprocess.TimeoutExpired as e:
+            raise SimulationError(f"RTL simulation of {n} vectors did not finish in "
+                                  f"{timeout_s} s ({cond})") from e
+        log = (r.stdout + r.stderr).strip()
+        raw = (dict(line.split("=", 1) for line in fst.read_text().splitlines() if "=" in line)
+               if fst.is_file() else {})
+        out = [x for x in fout.read_text().split() if x] if fout.is_file() else []
+    if r.returncode or "cycles" not in raw:
+        what = {2: "stalled", 3: "stopped by an RTL assertion ($stop/$error)"}.get(
+            r.returncode, "failed")
+        beats = (f"; after {raw['cycles']} cycles: {raw.get('sent_beats', '?')} of "
+                 f"{n * in_beats} input beats accepted, {raw.get('got_beats', '?')} of "
+                 f"{n * out_beats} output beats received" if "cycles" in raw else
+                 "; no statistics written")
+        stall = (" (no beat moved on either stream for the testbench's STALL_LIMIT cycles, "
+                 "hw/rtlsim/tb_top.cpp)" if r.returncode == 2 else "")
+        raise SimulationError(f"RTL simulation {what}: exit {r.returncode}{stall}{beats} "
+                              f"({cond}); log: {log[-800:] or '(empty)'}")
+    stats = {"rc": r.returncode, "log": log, "cycles": int(raw["cycles"]),
              "first_in": int(raw["first_in"]), "first_out": int(raw["first_out"]),
              "done": [int(x) for x in raw.get("done", "").split(",") if x]}
-    if r.returncode:
-        raise SimulationError(f"RTL simulation exited {r.returncode} (2: stalled, 3: RTL "
-                              f"assertion): {stats['log'][-800:]}")
     return out, stats
 
 
@@ -254,6 +283,8 @@ class RtlsimBackend(DmaBackend):
 
     def __init__(self, package: Package, batch_size: int, work: str | Path | None = None,
                  sim_seed: int = 1, p_valid: float = 1.0, p_ready: float = 1.0) -> None:
+        p_valid, p_ready = check_probability("p_valid", p_valid), check_probability(
+            "p_ready", p_ready)
         binary, rtl = ensure_binary(package, Path(work) if work else None)
         self.device = SimDevice(binary, rtl, self, sim_seed, p_valid, p_ready)
         super().__init__(package, batch_size, self.device.idma, self.device.odma)
@@ -266,6 +297,6 @@ class RtlsimBackend(DmaBackend):
         return {k: s[k] for k in ("cycles", "first_in", "first_out")} | {
             "last_done": s["done"][-1] if s.get("done") else None}
 
-    def close(self) -> None:
+    def release(self) -> None:
         for buf in (self.ibuf, self.obuf):
             buf.freebuffer()
