@@ -14,9 +14,26 @@ Rules that hold everywhere:
 * every problem in a file is reported at once, in a :class:`ConfigError` that names the
   file, the key path (``model.weight_bits``), the value and what is allowed.
 
-Ranges come from what the flow supports (see each field's description): ``train/models.py``
-(Brevitas quantizers, 16-bit biases only, signed fixed-point in/out quantizers),
-``train/data.py`` / ``phy`` (data kinds and features) and ``hw`` (FINN, Yosys).
+Ranges come from what the flow supports (see each field's description): ``zoo/blocks.py``
+and ``zoo/network.py`` (Brevitas quantizers, 16-bit biases only, signed fixed-point in/out
+quantizers, codebook heads), ``zoo/datasets.py`` / ``phy`` (data kinds and features),
+``train/tasks`` (training tasks) and ``hw`` (FINN, Yosys).
+
+A design's shape (see :class:`Design`):
+
+* ``data`` is a union on ``kind``: ``mimo_llr`` (:class:`MimoLlrData`) or
+  ``synthetic_teacher`` (:class:`SyntheticTeacherData`);
+* ``model`` has one of two layouts, told apart by its keys, not by the family: the
+  *paths* layout (:class:`PathsModel`, ``zoo.network.QuantNet``: named ``inputs``, one
+  dense ``paths`` entry and head per named output) when it has ``inputs`` or ``paths``,
+  else the single-MLP layout (:class:`ModelConfig`, ``zoo.blocks.QuantMLP``);
+* ``train.task`` (optional) names the training task; omitted, it is the registry's
+  default, which this schema takes as ``reconstruction`` for the single-MLP layout and
+  ``regression`` for the paths layout (checked against ``zoo.registry`` by
+  tests/test_train_tasks.py). ``decoder_hidden``/``loss``/``loss_eps`` belong to, and are
+  required by, the reconstruction task only.
+
+Union tags never appear in key paths: an error says ``model.paths.p.head.bits``.
 """
 
 from __future__ import annotations
@@ -35,8 +52,10 @@ import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PlainValidator,
+    Tag,
     ValidationError,
     WithJsonSchema,
     field_validator,
@@ -103,10 +122,12 @@ class ConfigError(ValueError):
 # Field helpers
 
 
-def _f(allowed: str, description: str, **kw: Any) -> Any:
-    """A pydantic Field whose ``allowed`` text is quoted by error messages."""
+def _f(allowed: str, description: str, extra: dict[str, Any] | None = None,
+       **kw: Any) -> Any:
+    """A pydantic Field whose ``allowed`` text is quoted by error messages (``extra``: more
+    keys for ``json_schema_extra``, e.g. a union's ``tag_key``)."""
     return Field(description=f"{description} Allowed: {allowed}.",
-                 json_schema_extra={"allowed": allowed}, **kw)
+                 json_schema_extra={"allowed": allowed, **(extra or {})}, **kw)
 
 
 def _number(gt: float | None = None, ge: float | None = None) -> Any:
@@ -151,14 +172,29 @@ def _cross(key: str, message: str, allowed: str) -> PydanticCustomError:
 # ---------------------------------------------------------------------------------------
 # Design
 
+def _choices(names: Iterable[str]) -> str:
+    """'a', 'b' or 'c'."""
+    q = [repr(n) for n in names]
+    return q[0] if len(q) == 1 else f"{', '.join(q[:-1])} or {q[-1]}"
 
-class DataConfig(_Strict):
-    """Training data: the link-level simulation that produces the network's inputs."""
+
+#: Training tasks (train.tasks.TASKS; tests/test_train_tasks.py checks the two agree).
+TASK_NAMES = ("reconstruction", "regression", "classification")
+#: Default task by model layout when train.task is omitted (the registry's default,
+#: zoo.registry.task_of; tests/test_train_tasks.py checks it for every shipped design).
+DEFAULT_TASK = {"mlp": "reconstruction", "paths": "regression"}
+#: Tensor names of the I/O contract (ONNX tensor names, stream names, Python keywords).
+IDENT_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
+IDENT_ALLOWED = "an identifier (letters, digits and '_', not starting with a digit)"
+
+
+class MimoLlrData(_Strict):
+    """``kind: mimo_llr``: the link-level simulation that produces LLR features."""
 
     kind: Literal["mimo_llr"] = _f(
         "'mimo_llr'",
-        "Data set generator (train/data.py): 'mimo_llr' = exact ML LLRs of an n_t x n_r "
-        "i.i.d. Rayleigh MIMO link with Gray QAM (phy.datasets.mimo_llr_dataset).")
+        "Data set (zoo.datasets): exact ML LLRs of an n_t x n_r i.i.d. Rayleigh MIMO link "
+        "with Gray QAM (phy.datasets.mimo_llr_dataset).")
     n_t: PositiveInt = _f("integer >= 1", "Transmit antennas (spatial streams).")
     n_r: PositiveInt = _f("integer >= 1", "Receive antennas.")
     bits_per_symbol: PositiveInt = _f(
@@ -187,6 +223,40 @@ class DataConfig(_Strict):
         return v
 
 
+class SyntheticTeacherData(_Strict):
+    """``kind: synthetic_teacher``: random inputs on each input's code range and targets
+    from a fixed random teacher per output path (needs the paths model layout)."""
+
+    kind: Literal["synthetic_teacher"] = _f(
+        "'synthetic_teacher'",
+        "Data set (zoo.datasets): Gaussian inputs clipped to each model.inputs range, "
+        "targets target:<output> = activation(teacher(input of the path)).")
+    teacher_seed: Annotated[int, Field(strict=True, ge=0)] = _f(
+        "integer >= 0 (may be omitted; default 0)",
+        "Seed of the teacher's weights (the recipe's seed draws the inputs).", default=None)
+
+
+DATA_KINDS = {"mimo_llr": MimoLlrData, "synthetic_teacher": SyntheticTeacherData}
+
+
+def _data_tag(v: Any) -> str | None:
+    """Discriminator of ``data``: its ``kind`` (None: missing; a non-mapping goes to the
+    first kind, which reports 'a mapping'; a validated model: its own kind, for dumps)."""
+    if isinstance(v, BaseModel):
+        return getattr(v, "kind", None)
+    if not isinstance(v, dict):
+        return "mimo_llr"
+    kind = v.get("kind")
+    if kind is None:
+        return None
+    return kind if isinstance(kind, str) else "\0not-a-string"
+
+
+DataConfig = Annotated[
+    Union[tuple(Annotated[c, Tag(k)] for k, c in DATA_KINDS.items())],  # noqa: UP007
+    Discriminator(_data_tag)]
+
+
 class InputQuant(_Strict):
     """Input quantizer: signed fixed-point codes with the constant scale 2**scale_log2."""
 
@@ -196,7 +266,7 @@ class InputQuant(_Strict):
         "code holds only {-1, 0} (narrow: {0}).")
     signed: Literal[True] = _f(
         "true (may be omitted)",
-        "Signed codes; train/models.py builds signed (INT) fixed-scale quantizers only.",
+        "Signed codes; zoo.blocks builds signed (INT) fixed-scale quantizers only.",
         default=True)
     narrow: bool = _f("true or false (may be omitted; default false)",
                       "Narrow range: -(2**(bits-1)-1) .. 2**(bits-1)-1.", default=False)
@@ -213,8 +283,33 @@ class OutQuant(InputQuant):
         "channel (the same ceiling as act_bits); 1 bit is degenerate for signed codes.")
 
 
+# Fields shared by both model layouts (fresh FieldInfo per class).
+WeightBits = Annotated[int, Field(strict=True, ge=2, le=8)]
+ActBits = Annotated[int, Field(strict=True, ge=1, le=8)]
+BiasBits = Annotated[int, Field(strict=True, ge=16, le=16)]
+Ident = Annotated[str, Field(strict=True, pattern=IDENT_RE)]
+
+
+def _weight_bits() -> Any:
+    return _f("integer 2..8",
+              "Weight width of every QuantLinear (per-tensor power-of-two scale). The MVU's "
+              "realistic range is 1..8, but Brevitas' weight quantizer is narrow-range, so 1 "
+              "bit gives all-zero weights: 2..8.")
+
+
+def _act_bits() -> Any:
+    return _f("integer 1..8",
+              "Unsigned hidden ReLU activation width; FINN thresholds: 2**bits - 1 per "
+              "channel.")
+
+
+def _bias_bits(**kw: Any) -> Any:
+    return _f("16" + (" (may be omitted; default 16)" if kw else ""),
+              "Bias width on the accumulator scale; zoo.blocks supports Int16Bias only.", **kw)
+
+
 class ModelConfig(_Strict):
-    """The deployed quantized MLP (train/models.py QuantMLP)."""
+    """The single-MLP layout: one input, one output (zoo.blocks.QuantMLP; EQ-Net's f_Q)."""
 
     in_features: PositiveInt = _f(
         "integer >= 1, equal to data.n_t * data.bits_per_symbol",
@@ -224,24 +319,139 @@ class ModelConfig(_Strict):
     hidden: list[PositiveInt] = _f(
         "a non-empty list of integers >= 1",
         "Widths of the hidden layers (QuantLinear + QuantReLU each).", min_length=1)
-    weight_bits: Annotated[int, Field(strict=True, ge=2, le=8)] = _f(
-        "integer 2..8",
-        "Weight width of every QuantLinear (per-tensor power-of-two scale). The MVU's "
-        "realistic range is 1..8, but Brevitas' weight quantizer is narrow-range, so 1 bit "
-        "gives all-zero weights: 2..8.")
-    act_bits: Annotated[int, Field(strict=True, ge=1, le=8)] = _f(
-        "integer 1..8",
-        "Unsigned hidden ReLU activation width; FINN thresholds: 2**bits - 1 per channel.")
-    bias_bits: Annotated[int, Field(strict=True, ge=16, le=16)] = _f(
-        "16",
-        "Bias width on the accumulator scale; train/models.py supports Int16Bias only.")
+    weight_bits: WeightBits = _weight_bits()
+    act_bits: ActBits = _act_bits()
+    bias_bits: BiasBits = _bias_bits()
     out_features: PositiveInt = _f("integer >= 1", "Network outputs (latent codes).")
     out_activation: Literal["tanh", "sigmoid", "none"] = _f(
         "'tanh', 'sigmoid' or 'none' (may be omitted; default 'none')",
-        "Activation before the output quantizer (train.models.OUTPUT_ACTIVATIONS).",
+        "Activation before the output quantizer (zoo.blocks.OUTPUT_ACTIVATIONS).",
         default="none")
     out_quant: OutQuant = _f("a mapping with bits, signed, narrow, scale_log2",
                              "Output quantizer.")
+    input_name: Ident = _f(
+        f"{IDENT_ALLOWED} (may be omitted; the builder names it, e.g. by data.feature)",
+        "Name of the input tensor in the I/O contract.", default=None)
+    output_name: Ident = _f(
+        f"{IDENT_ALLOWED} (may be omitted; the builder names it, e.g. 'latent')",
+        "Name of the output tensor in the I/O contract.", default=None)
+
+    @model_validator(mode="after")
+    def _names(self) -> ModelConfig:
+        if self.input_name is not None and self.input_name == self.output_name:
+            raise _cross("output_name", f"{self.output_name!r} is also the input_name",
+                         "a name different from input_name")
+        return self
+
+
+class InputDecl(_Strict):
+    """One named input of the paths layout: signed fixed-point codes, scale 2**scale_log2."""
+
+    features: PositiveInt = _f("integer >= 1", "Features per vector of this input.")
+    bits: Annotated[int, Field(strict=True, ge=2, le=16)] = _f(
+        "integer 2..16", "Input code width (signed INT codes).")
+    scale_log2: Annotated[int, Field(strict=True, ge=-32, le=32)] = _f(
+        "integer -32..32", "Scale exponent: code k represents k * 2**scale_log2.")
+
+
+class HeadConfig(_Strict):
+    """An output head (zoo.network): activation -> fixed quantizer (``quant``), or -> fine
+    fixed quantizer -> k-means codebook index (``codebook``)."""
+
+    kind: Literal["quant", "codebook"] = _f(
+        "'quant' or 'codebook'",
+        "'quant': codes INT<bits>, value = code * 2**scale_log2; 'codebook': UINT indices "
+        "into `levels` values learned by k-means on the fine quantizer's output.")
+    activation: Literal["tanh", "sigmoid", "none"] = _f(
+        "'tanh', 'sigmoid' or 'none'", "Activation before the (fine) quantizer.")
+    bits: Annotated[int, Field(strict=True, ge=2, le=8)] = _f(
+        "integer 2..8",
+        "(Fine) quantizer width: a FINN MultiThreshold with 2**bits - 1 thresholds.")
+    scale_log2: Annotated[int, Field(strict=True, ge=-32, le=32)] = _f(
+        "integer -32..32", "(Fine) quantizer scale exponent.")
+    narrow: bool = _f("true or false (may be omitted; default false)",
+                      "Narrow range: -(2**(bits-1)-1) .. 2**(bits-1)-1.", default=False)
+    levels: Annotated[int, Field(strict=True, ge=2, le=256)] = _f(
+        "integer 2..256, at most the fine quantizer's codes (codebook heads only, required "
+        "there)", "Codebook size (k of k-means).", default=None)
+
+    @model_validator(mode="after")
+    def _levels(self) -> HeadConfig:
+        if self.kind == "quant" and "levels" in self.model_fields_set:
+            raise _cross("levels", "given for a 'quant' head", "omit it, or kind: codebook")
+        if self.kind == "codebook":
+            if "levels" not in self.model_fields_set:
+                raise _cross("levels", "missing required key (kind is 'codebook')",
+                             "integer 2..256")
+            codes = 2 ** self.bits - (1 if self.narrow else 0)
+            if self.levels > codes:
+                raise _cross("levels", f"{self.levels} levels > the {codes} codes of the "
+                             f"{self.bits}-bit fine quantizer", f"integer 2..{codes}")
+        return self
+
+
+class PathConfig(_Strict):
+    """One output's dense path: input -> [QuantLinear -> QuantReLU]* -> QuantLinear -> head."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True,
+                              serialize_by_alias=True)
+
+    from_: Annotated[str, Field(strict=True, min_length=1)] = _f(
+        "the name of one of model.inputs", "The input this path reads.", alias="from")
+    hidden: list[PositiveInt] = _f(
+        "a list of integers >= 1 (may be empty: one QuantLinear)",
+        "Widths of the hidden layers (QuantLinear + QuantReLU each).")
+    out_features: PositiveInt = _f("integer >= 1", "Features of this output.")
+    head: HeadConfig = _f("a mapping with kind, activation, bits, scale_log2 (narrow, levels)",
+                          "The output head.")
+
+
+class PathsModel(_Strict):
+    """The paths layout: named inputs, one dense path and head per named output
+    (zoo.network.QuantNet). Selected by the presence of ``inputs`` or ``paths``."""
+
+    inputs: dict[str, InputDecl] = _f(
+        f"a non-empty mapping name -> {{features, bits, scale_log2}}; names: {IDENT_ALLOWED}",
+        "Named inputs in graph order (the contract's input streams).", min_length=1)
+    paths: dict[str, PathConfig] = _f(
+        f"a non-empty mapping output name -> {{from, hidden, out_features, head}}; names: "
+        f"{IDENT_ALLOWED}, unique across inputs and outputs",
+        "One dense path per named output, in graph order (the contract's output streams).",
+        min_length=1)
+    weight_bits: WeightBits = _weight_bits()
+    act_bits: ActBits = _act_bits()
+    bias_bits: BiasBits = _bias_bits(default=None)
+    batch_norm: bool = _f("true or false (may be omitted; default false)",
+                          "BatchNorm1d after every hidden QuantLinear.", default=False)
+
+    @model_validator(mode="after")
+    def _names(self) -> PathsModel:
+        for section, names in (("inputs", self.inputs), ("paths", self.paths)):
+            for n in names:
+                if not re.match(IDENT_RE, n):
+                    raise _cross(f"{section}.{n}", f"tensor name {n!r} is not an identifier",
+                                 IDENT_ALLOWED)
+        for o in self.paths:
+            if o in self.inputs:
+                raise _cross(f"paths.{o}", f"output name {o!r} is also an input name",
+                             "names unique across inputs and outputs")
+        for o, p in self.paths.items():
+            if p.from_ not in self.inputs:
+                raise _cross(f"paths.{o}.from", f"{p.from_!r} is not an input",
+                             _choices(self.inputs))
+        return self
+
+
+def _model_tag(v: Any) -> str:
+    """Discriminator of ``model``: the paths layout iff ``inputs`` or ``paths`` is present."""
+    if isinstance(v, BaseModel):
+        return "paths" if isinstance(v, PathsModel) else "mlp"
+    return "paths" if isinstance(v, dict) and ("inputs" in v or "paths" in v) else "mlp"
+
+
+ModelLayout = Annotated[
+    Union[Annotated[ModelConfig, Tag("mlp")], Annotated[PathsModel, Tag("paths")]],  # noqa: UP007
+    Discriminator(_model_tag)]
 
 
 class Recipe(_Strict):
@@ -263,16 +473,27 @@ class Recipe(_Strict):
         return self
 
 
-class TrainConfig(_Strict):
-    """Quantization-aware training (train/__main__.py)."""
+RECONSTRUCTION_KEYS = ("decoder_hidden", "loss", "loss_eps")
 
+
+class TrainConfig(_Strict):
+    """Quantization-aware training (train/__main__.py, train/tasks)."""
+
+    task: Literal[TASK_NAMES] = _f(  # type: ignore[valid-type]
+        _choices(TASK_NAMES) + " (may be omitted: the registry's "
+        "default for family/network, which is 'reconstruction' for the single-MLP layout "
+        "and 'regression' for the paths layout)",
+        "Training task (train.tasks.TASKS).", default=None)
     decoder_hidden: list[PositiveInt] = _f(
-        "a list of integers >= 1", "Hidden widths of the training-only float decoder.")
+        "a list of integers >= 1 (reconstruction task only, required there)",
+        "Hidden widths of the training-only float decoder.", default=None)
     loss: Literal["mse", "weighted_mse"] = _f(
-        "'mse' or 'weighted_mse'", "Reconstruction loss on the network inputs.")
+        "'mse' or 'weighted_mse' (reconstruction task only, required there)",
+        "Reconstruction loss on the network inputs.", default=None)
     loss_eps: PositiveNumber = _f(
-        "a number > 0 (write 1.0e-6, not 1e-6)",
-        "eps of weighted_mse's weight 1/(|x| + eps); read even when loss is 'mse'.")
+        "a number > 0, write 1.0e-6, not 1e-6 (reconstruction task only, required there)",
+        "eps of weighted_mse's weight 1/(|x| + eps); read even when loss is 'mse'.",
+        default=None)
     recipes: dict[str, Recipe] = _f("a non-empty mapping name -> recipe",
                                     "Training recipes by name.", min_length=1)
 
@@ -304,34 +525,83 @@ class HwConfig(_Strict):
 
 
 class Design(_Strict):
-    """A design: network, training data, training recipes, export and hardware settings."""
+    """A design: network, training data, training recipes, export and hardware settings.
+
+    Two model layouts, told apart by the keys of ``model`` (not by the family): the
+    *paths* layout (``zoo.network.QuantNet``) when it has ``inputs`` or ``paths``, else
+    the single-MLP layout (``zoo.blocks.QuantMLP``). ``data`` is a union on ``kind``.
+    """
 
     name: Annotated[str, Field(strict=True, pattern=NAME_RE)] = _f(
         "the file's name without .yaml (letters, digits, '.', '_', '-')",
         "Design name; runs/<name>, build/<name>-<board>, bitstreams/<name>-<board>.")
     family: Annotated[str, Field(strict=True, min_length=1)] = _f(
-        "a non-empty string (may be omitted)", "Network family (documentation).",
-        default=None)
+        "a non-empty string (may be omitted)",
+        "Network family; with network, the zoo.registry entry (builder, default data set "
+        "and task).", default=None)
     network: Annotated[str, Field(strict=True, min_length=1)] = _f(
-        "a non-empty string (may be omitted)", "Network within the family (documentation).",
+        "a non-empty string (may be omitted)", "Network within the family (zoo.registry).",
         default=None)
     description: Annotated[str, Field(strict=True)] = _f(
         "a string (may be omitted)", "One-line description.", default=None)
-    data: DataConfig = _f("a mapping", "Training data.")
-    model: ModelConfig = _f("a mapping", "The deployed quantized network.")
+    data: DataConfig = _f("a mapping", f"Training data (kind: {_choices(DATA_KINDS)}).",
+                          extra={"tag_key": "kind", "tags": _choices(DATA_KINDS)})
+    model: ModelLayout = _f(
+        "a mapping (the paths layout when it has inputs or paths, else the single-MLP "
+        "layout)", "The deployed quantized network.")
     train: TrainConfig = _f("a mapping", "Training.")
     export: ExportConfig = _f("a mapping", "Export and golden vectors.")
     hw: HwConfig = _f("a mapping", "FINN flow settings.")
 
+    @property
+    def layout(self) -> str:
+        return "paths" if isinstance(self.model, PathsModel) else "mlp"
+
+    @property
+    def task(self) -> str:
+        """The training task: train.task, else the default of the model layout."""
+        return self.train.task or DEFAULT_TASK[self.layout]
+
     @model_validator(mode="after")
-    def _inputs_match_data(self) -> Design:
-        want = self.data.n_t * self.data.bits_per_symbol
-        if self.model.in_features != want:
-            raise _cross(
-                "model.in_features",
-                f"{self.model.in_features} != data.n_t * data.bits_per_symbol "
-                f"= {self.data.n_t} * {self.data.bits_per_symbol}",
-                f"{want} (one input per transmitted bit)")
+    def _sections_agree(self) -> Design:
+        kind, layout = self.data.kind, self.layout
+        if kind == "synthetic_teacher" and layout != "paths":
+            raise _cross("data.kind", "'synthetic_teacher' draws inputs and targets from "
+                         "model.inputs and model.paths; this model has the single-MLP layout",
+                         "'mimo_llr' for the single-MLP layout (or give model.inputs and "
+                         "model.paths)")
+        if kind == "mimo_llr" and layout != "mlp":
+            raise _cross("data.kind", "'mimo_llr' feeds the single-MLP layout "
+                         "(model.in_features <- data.feature); this model has the paths layout",
+                         "'synthetic_teacher' for the paths layout")
+        if isinstance(self.data, MimoLlrData) and isinstance(self.model, ModelConfig):
+            want = self.data.n_t * self.data.bits_per_symbol
+            if self.model.in_features != want:
+                raise _cross(
+                    "model.in_features",
+                    f"{self.model.in_features} != data.n_t * data.bits_per_symbol "
+                    f"= {self.data.n_t} * {self.data.bits_per_symbol}",
+                    f"{want} (one input per transmitted bit)")
+        task, given = self.task, self.train.task is not None
+        how = f"train.task is {task!r}" if given else (
+            f"the default task of the {layout} layout is {task!r}")
+        if task == "reconstruction":
+            if layout != "mlp":
+                raise _cross("train.task", "'reconstruction' trains a one-input, one-output "
+                             "network with a decoder; this model has the paths layout",
+                             "'regression' or 'classification'")
+            for k in RECONSTRUCTION_KEYS:
+                if k not in self.train.model_fields_set:
+                    raise _cross(f"train.{k}", f"missing required key ({how})",
+                                 _allowed(TrainConfig.model_fields[k]) or "")
+        else:
+            if kind == "mimo_llr":
+                raise _cross("train.task", f"{task!r} trains against target:<output> "
+                             "features; data kind 'mimo_llr' has none", "'reconstruction'")
+            for k in RECONSTRUCTION_KEYS:
+                if k in self.train.model_fields_set:
+                    raise _cross(f"train.{k}", f"only read by the reconstruction task ({how})",
+                                 "omit it, or train.task: reconstruction")
         return self
 
 
@@ -456,27 +726,54 @@ def _unwrap(tp: Any) -> Any:
         return tp
 
 
+def _tags(tp: Any) -> dict[str, Any]:
+    """A tagged union's members by tag (``Annotated[Model, Tag(t)]`` arms), else {}."""
+    if typing.get_origin(tp) not in (Union, types.UnionType):
+        return {}
+    out = {}
+    for arm in typing.get_args(tp):
+        if typing.get_origin(arm) is Annotated:
+            model, *meta = typing.get_args(arm)
+            for m in meta:
+                if isinstance(m, Tag):
+                    out[m.tag] = model
+    return out
+
+
+def _fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    """A model's fields by the key the YAML uses (the alias where there is one)."""
+    return {(f.alias or n): f for n, f in model.model_fields.items()}
+
+
 def _locate(root: type[BaseModel], loc: Sequence[Any]
-            ) -> tuple[FieldInfo | None, type[BaseModel], Any]:
-    """Walk ``loc`` through the schema: (deepest field, enclosing model, unknown key|None)."""
+            ) -> tuple[FieldInfo | None, type[BaseModel], Any, tuple[Any, ...]]:
+    """Walk ``loc`` through the schema: (deepest field, enclosing model, unknown key|None,
+    ``loc`` without the tags of tagged unions, which are no keys of the YAML)."""
     tp: Any = root
     field: FieldInfo | None = None
     model = root
-    for key in loc:
+    clean: list[Any] = []
+    for i, key in enumerate(loc):
         tp = _unwrap(tp)
+        tags = _tags(tp)
+        if tags and key in tags:
+            tp = tags[key]
+            continue
+        clean.append(key)
         if isinstance(tp, type) and issubclass(tp, BaseModel):
             model = tp
-            f = tp.model_fields.get(key) if isinstance(key, str) else None
+            f = _fields(tp).get(key) if isinstance(key, str) else None
             if f is None:
-                return field, model, key
+                return field, model, key, tuple(clean) + tuple(loc[i + 1:])
             field, tp = f, f.annotation
         elif typing.get_origin(tp) is dict:
             tp = typing.get_args(tp)[1]
         elif typing.get_origin(tp) in (list, tuple):
             tp = typing.get_args(tp)[0]
         else:
+            clean.extend(loc[i + 1:])
             break
-    return field, model, None
+    return field, model, None, tuple(clean)
 
 
 def _key_path(loc: Iterable[Any]) -> str:
@@ -509,13 +806,25 @@ def _suggest(word: Any, choices: Iterable[str]) -> str:
 def _problem(root: type[BaseModel], err: dict[str, Any]) -> Problem:
     loc, etype, ctx = tuple(err["loc"]), err["type"], err.get("ctx") or {}
     value = err.get("input")
+    field, model, unknown, loc = _locate(root, loc)
     if etype == "config_cross":
         loc = loc + tuple(ctx["key"].split("."))
         return Problem(_key_path(loc), f"{err['msg']}; allowed: {ctx['allowed']}")
-    field, model, unknown = _locate(root, loc)
+    if etype in ("union_tag_invalid", "union_tag_not_found"):
+        # A union on a key of the mapping (data.kind): report that key.
+        extra = field.json_schema_extra if field is not None else None
+        extra = extra if isinstance(extra, dict) else {}
+        tag_key, tags = extra.get("tag_key", "kind"), extra.get("tags", ctx.get(
+            "expected_tags", ""))
+        key = _key_path(loc + (tag_key,))
+        if etype == "union_tag_not_found" or not isinstance(value, dict):
+            return Problem(key, f"missing required key; allowed: {tags}")
+        got = value.get(tag_key)
+        choices = re.findall(r"'([^']*)'", str(tags))
+        return Problem(key, f"got {_show(got)}{_suggest(got, choices)}; allowed: {tags}")
     key = _key_path(loc)
     if etype == "extra_forbidden":
-        known = list(model.model_fields)
+        known = list(_fields(model))
         return Problem(key, f"unknown key{_suggest(unknown, known)}; allowed keys here: "
                             f"{', '.join(known)}")
     allowed = _allowed(field)

@@ -5,6 +5,8 @@ Three sets, labelled in ``golden.npz["set"]``:
   * ``ties``: vectors picked from a large random pool for the most exact rounding
     ties at the network's internal quantizers (where half-even and half-up differ);
   * ``extremes``: saturation extremes (all-min, all-max, zero, random min/max mixes).
+
+Every tensor is named as in the network's I/O spec (``contract.iospec.Golden``).
 """
 
 from __future__ import annotations
@@ -15,31 +17,39 @@ import numpy as np
 import torch
 from brevitas.nn import QuantIdentity, QuantReLU
 
-from train.models import QuantMLP
+from contract.iospec import Golden, IOSpec
 
 
-def quantize_inputs(x: np.ndarray, scale: float, bits: int) -> np.ndarray:
-    """Float -> signed input codes: round half to even (Brevitas' ROUND), saturate to range."""
-    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    return np.clip(np.round(np.asarray(x, dtype=np.float64) / scale), lo, hi).astype(np.int64)
+def reference_codes(model: Any, codes: np.ndarray | dict[str, np.ndarray], batch: int = 8192,
+                    device: str = "cpu") -> np.ndarray | dict[str, np.ndarray]:
+    """Output codes of the Brevitas model (``output_codes``) for integer input codes.
 
-
-def reference_codes(model: QuantMLP, codes: np.ndarray, batch: int = 8192,
-                    device: str = "cpu") -> np.ndarray:
-    """Output codes of the Brevitas model for integer input codes."""
+    Named ``{input: (N, F)}`` in, named ``{output: (N, G)}`` out; a single array in (a
+    single-input network) gives the single output array.
+    """
+    spec = model.iospec()
+    single = not isinstance(codes, dict)
+    named = {spec.inputs[0].name: codes} if single else codes
+    n = len(next(iter(named.values())))
     model = model.to(device).eval()
-    out = []
-    for i in range(0, len(codes), batch):
-        c = torch.from_numpy(codes[i:i + batch].astype(np.float32)).to(device)
-        out.append(model.output_codes(c).cpu().numpy().astype(np.int64))
-    return np.concatenate(out) if out else np.zeros((0,), np.int64)
+    parts: dict[str, list[np.ndarray]] = {o: [] for o in spec.output_names}
+    for i in range(0, n, batch):
+        c = {k: torch.from_numpy(v[i:i + batch].astype(np.float32)).to(device)
+             for k, v in named.items()}
+        for k, v in model.output_codes(**c).items():
+            parts[k].append(v.cpu().numpy().astype(np.int64))
+    out = {k: (np.concatenate(v) if v else np.zeros((0,), np.int64)) for k, v in parts.items()}
+    return out[spec.output_names[0]] if single else out
 
 
 @torch.no_grad()
-def count_ties(model: QuantMLP, codes: np.ndarray) -> np.ndarray:
+def count_ties(model: Any, codes: dict[str, np.ndarray]) -> np.ndarray:
     """Per vector, how many internal quantizer inputs sit exactly on a rounding tie."""
-    ties = torch.zeros(len(codes), dtype=torch.int64)
+    n = len(next(iter(codes.values())))
+    ties = torch.zeros(n, dtype=torch.int64)
     hooks = []
+    iq = model.input_quant
+    inputs = list(iq.values()) if isinstance(iq, torch.nn.ModuleDict) else [iq]
 
     def hook(mod: torch.nn.Module, args: tuple, _out: Any) -> None:
         x = args[0]
@@ -51,51 +61,51 @@ def count_ties(model: QuantMLP, codes: np.ndarray) -> np.ndarray:
         ties.add_(((v - torch.floor(v)) == 0.5).reshape(len(x), -1).sum(1))
 
     for m in model.modules():
-        if isinstance(m, (QuantReLU, QuantIdentity)) and m is not model.input_quant:
+        if isinstance(m, (QuantReLU, QuantIdentity)) and m not in inputs:
             hooks.append(m.register_forward_hook(hook))
     try:
         model.eval()
-        model.output_codes(torch.from_numpy(codes.astype(np.float32)))
+        model.output_codes(**{k: torch.from_numpy(v.astype(np.float32))
+                              for k, v in codes.items()})
     finally:
         for h in hooks:
             h.remove()
     return ties.numpy()
 
 
-def tie_heavy_vectors(model: QuantMLP, n: int, in_features: int, bits: int,
-                      rng: np.random.Generator, pool: int = 100_000) -> np.ndarray:
-    """The ``n`` vectors with the most exact ties out of a random pool of small-magnitude codes."""
-    hi = 2 ** (bits - 1)
-    mag = rng.choice([2, 8, 32, hi], size=(pool, 1))
-    cand = np.clip(np.round(rng.uniform(-1, 1, (pool, in_features)) * mag), -hi, hi - 1)
-    cand = cand.astype(np.int64)
-    t = count_ties(model, cand)
-    order = np.argsort(-t, kind="stable")[:n]
-    return cand[order]
+def tie_heavy_vectors(model: Any, spec: IOSpec, n: int, rng: np.random.Generator,
+                      pool: int = 100_000) -> dict[str, np.ndarray]:
+    """The ``n`` vectors with the most exact ties out of a random pool of small-magnitude
+    codes (every input drawn, in spec order)."""
+    cand = {}
+    for t in spec.inputs:
+        lo, hi = t.dtype.min, t.dtype.max
+        mag = rng.choice([2, 8, 32, hi + 1], size=(pool, 1))
+        c = np.round(rng.uniform(-1, 1, (pool, t.features)) * mag)
+        cand[t.name] = np.clip(c, lo, hi).astype(np.int64)
+    order = np.argsort(-count_ties(model, cand), kind="stable")[:n]
+    return {k: v[order] for k, v in cand.items()}
 
 
-def extreme_vectors(in_features: int, bits: int, rng: np.random.Generator,
+def extreme_vectors(features: int, lo: int, hi: int, rng: np.random.Generator,
                     n_random: int = 500) -> np.ndarray:
-    """All-min, all-max, zero, alternating, and random min/max mixes."""
-    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    fixed = [np.full(in_features, lo), np.full(in_features, hi), np.zeros(in_features),
-             np.resize([lo, hi], in_features), np.resize([hi, lo], in_features)]
-    mixes = rng.choice([lo, hi, 0], size=(n_random, in_features), p=[0.45, 0.45, 0.1])
+    """All-min, all-max, zero, alternating, and random min/max mixes: (5 + n_random, F)."""
+    fixed = [np.full(features, lo), np.full(features, hi), np.zeros(features),
+             np.resize([lo, hi], features), np.resize([hi, lo], features)]
+    mixes = rng.choice([lo, hi, 0], size=(n_random, features), p=[0.45, 0.45, 0.1])
     return np.concatenate([np.stack(fixed), mixes]).astype(np.int64)
 
 
-def build_golden(model: QuantMLP, channel_inputs: np.ndarray, in_bits: int,
-                 seed: int = 0, n_ties: int = 2000) -> dict[str, np.ndarray]:
-    """Golden input/output codes for the three sets."""
+def build_golden(model: Any, channel_inputs: dict[str, np.ndarray], seed: int = 0,
+                 n_ties: int = 2000) -> Golden:
+    """Golden named input/output codes for the three sets (channel, ties, extremes)."""
+    spec: IOSpec = model.iospec()
     rng = np.random.default_rng(seed)
-    n_in = channel_inputs.shape[1]
-    sets = {
-        "channel": quantize_inputs(channel_inputs, model.input_scale, in_bits),
-        "ties": tie_heavy_vectors(model, n_ties, n_in, in_bits, rng),
-        "extremes": extreme_vectors(n_in, in_bits, rng),
-    }
-    inputs = np.concatenate(list(sets.values()))
-    labels = np.concatenate([np.full(len(v), k) for k, v in sets.items()])
+    sets = {"channel": {t.name: t.to_codes(channel_inputs[t.name]) for t in spec.inputs},
+            "ties": tie_heavy_vectors(model, spec, n_ties, rng),
+            "extremes": {t.name: extreme_vectors(t.features, t.dtype.min, t.dtype.max, rng)
+                         for t in spec.inputs}}
+    inputs = {t.name: np.concatenate([v[t.name] for v in sets.values()]) for t in spec.inputs}
+    labels = np.concatenate([np.full(len(next(iter(v.values()))), k) for k, v in sets.items()])
     outputs = reference_codes(model, inputs)
-    return {"inputs": inputs, "outputs": outputs, "set": labels,
-            "ties": count_ties(model, inputs)}
+    return Golden(inputs, outputs, labels, count_ties(model, inputs))

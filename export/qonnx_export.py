@@ -1,15 +1,20 @@
-"""Export a trained QuantMLP to QONNX whose graph input is the integer input code.
+"""Export a deployable network to QONNX whose graph inputs are the integer input codes.
 
-Brevitas exports ``x -> Quant(scale=2^k, INTb) -> ...``. The accelerator consumes the
-integer codes, so the input Quant is replaced by ``codes -> Mul(2^k)`` and the graph
-input is annotated with its integer datatype (INTb). For in-range codes this is the
-same function (Quant of an on-grid value is the identity); out-of-range data is the
-host's job (saturated there, see host conversion in the manifest).
+Brevitas exports ``x -> Quant(scale=2^k, INTb) -> ...`` per input. The accelerator
+consumes the integer codes, so each input Quant is replaced by ``codes -> Mul(2^k)`` and
+the graph input is annotated with its integer datatype (INTb). For in-range codes this
+is the same function (Quant of an on-grid value is the identity); out-of-range data is
+the host's job (saturated there, by the I/O spec's rule).
+
+Graph inputs and outputs carry the contract's names (``model.iospec()``), in its order.
+A codebook output (``zoo.network.CodebookHead``) is exported as its fine quantizer
+followed by a ``MultiThreshold`` at the codebook's boundaries, which emits the index.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,13 +24,16 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.cleanup import cleanup_model
+from torch import nn
 
-from train.models import QuantMLP
+from contract.export_files import IOSPEC
+from contract.iospec import IOSpec
+from zoo.network import CodebookHead
 
 
-def input_quant_to_codes(model: ModelWrapper) -> tuple[ModelWrapper, float, DataType]:
-    """Replace the graph-input Quant node by a Mul with its scale; annotate the input INT type."""
-    inp = model.graph.input[0].name
+def input_quant_to_codes(model: ModelWrapper, inp: str) -> tuple[float, DataType]:
+    """Replace the Quant node that graph input ``inp`` feeds by a Mul with its scale;
+    annotate the input's INT type. Returns (scale, datatype)."""
     consumers = model.find_consumers(inp)
     if len(consumers) != 1 or consumers[0].op_type != "Quant":
         raise ValueError(
@@ -42,30 +50,78 @@ def input_quant_to_codes(model: ModelWrapper) -> tuple[ModelWrapper, float, Data
     s = float(scale.item())
     if np.log2(s) != np.round(np.log2(s)):
         raise ValueError(f"{q.name}: input scale {s} is not a power of two")
-    dtype = DataType[f"INT{bits}"]
     if attrs.get("narrow", 0):
         raise ValueError(f"{q.name}: narrow-range input codes are not supported")
+    dtype = DataType[f"INT{bits}"]
     model.set_initializer(q.input[1], np.asarray(s, dtype=np.float32))
-    mul = helper.make_node("Mul", [inp, q.input[1]], [q.output[0]], name="InputScale")
+    name = "InputScale" if len(model.graph.input) == 1 else f"InputScale_{inp}"
+    mul = helper.make_node("Mul", [inp, q.input[1]], [q.output[0]], name=name)
     idx = list(model.graph.node).index(q)
     model.graph.node.remove(q)
     model.graph.node.insert(idx, mul)
     model.set_tensor_datatype(inp, dtype)
-    model = model.transform(InferShapes())
-    return model, s, dtype
+    return s, dtype
 
 
-def export_codes_model(model: QuantMLP, in_features: int, path: Path) -> ModelWrapper:
-    """Export ``model`` to a QONNX file at ``path`` with an integer-code graph input."""
+class _ExportView(nn.Module):
+    """What is traced: ``export_forward`` where the network has one, else ``forward``."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, *xs: torch.Tensor) -> Any:
+        if hasattr(self.net, "export_forward"):
+            out = tuple(getattr(y, "value", y) for y in self.net.export_forward(*xs))
+            return out[0] if len(out) == 1 else out
+        return self.net(*xs)
+
+
+def _append_codebook(model: ModelWrapper, out: str, head: CodebookHead, features: int) -> None:
+    """``out`` (the fine quantizer's values) -> MultiThreshold(boundaries) -> index ``out``."""
+    fine = f"{out}_fine"
+    model.rename_tensor(out, fine)
+    thr = np.tile(np.asarray(head.thresholds(), np.float32), (features, 1))
+    tname = f"{out}_codebook_thresholds"
+    model.set_initializer(tname, thr)
+    mt = helper.make_node("MultiThreshold", [fine, tname], [out], name=f"Codebook_{out}",
+                          domain="qonnx.custom_op.general",
+                          out_dtype=f"UINT{head.index_bits}", out_scale=1.0, out_bias=0.0,
+                          data_layout="NC")
+    model.graph.node.append(mt)
+    model.graph.output[[o.name for o in model.graph.output].index(fine)].name = out
+
+
+def export_codes_model(model: nn.Module, path: Path) -> ModelWrapper:
+    """Export ``model`` (the zoo.network contract) to a QONNX file at ``path`` with
+    integer-code graph inputs, both named as in ``model.iospec()``, and the I/O spec
+    beside it (``iospec.json``)."""
+    spec: IOSpec = model.iospec()
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = path.with_suffix(".brevitas.onnx")
     model.eval()
+    args = tuple(torch.zeros(1, t.features) for t in spec.inputs)
     # TorchScript exporter: the dynamo path fails on QuantTensor (.value on FakeTensor).
-    export_qonnx(model, input_t=torch.zeros(1, in_features), export_path=str(raw), dynamo=False)
+    export_qonnx(_ExportView(model) if hasattr(model, "export_forward") else model,
+                 input_t=args if len(args) > 1 else args[0], export_path=str(raw),
+                 dynamo=False)
     mw = cleanup_model(ModelWrapper(str(raw)))
-    mw, _, _ = input_quant_to_codes(mw)
-    mw.graph.input[0].type.tensor_type.elem_type = TensorProto.FLOAT
-    mw = cleanup_model(mw)
+    for graph_in in list(mw.graph.input):
+        input_quant_to_codes(mw, graph_in.name)
+        graph_in.type.tensor_type.elem_type = TensorProto.FLOAT
+    mw = cleanup_model(mw)  # generic node and tensor names, as before
+    # Then the contract's names on the graph's inputs and outputs (cleanup would undo them).
+    for graph_in, t in zip(list(mw.graph.input), spec.inputs, strict=True):
+        if graph_in.name != t.name:
+            mw.rename_tensor(graph_in.name, t.name)
+    heads = dict(getattr(model, "heads", {}).items()) if hasattr(model, "heads") else {}
+    for graph_out, t in zip(list(mw.graph.output), spec.outputs, strict=True):
+        if graph_out.name != t.name:
+            mw.rename_tensor(graph_out.name, t.name)
+        if isinstance(heads.get(t.name), CodebookHead):
+            _append_codebook(mw, t.name, heads[t.name], t.features)
+    mw = mw.transform(InferShapes())
     mw.save(str(path))
+    spec.save(path.parent / IOSPEC)
     raw.unlink()
     return mw

@@ -4,7 +4,8 @@ verify: golden + fresh vectors through a backend, ``N passed, M failed``, exit 1
 mismatch. bench: CPU/GPU PyTorch and Brevitas latency/throughput vs the accelerator.
 Both check the package first (host.package.open_package; ``--board`` also refuses a
 package built for another board); a refused package prints the reason and exits 2, as
-do out-of-range arguments (argparse).
+do out-of-range arguments (argparse) and a package with several named streams given to
+a backend that carries one input and one output stream (rtlsim, pynq, bench).
 """
 
 from __future__ import annotations
@@ -105,10 +106,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="accelerator backend for wall-time (board) / cycle counts (rtlsim)")
     b.add_argument("--threads", type=int_at_least(1), default=1, help="torch CPU threads (>= 1)")
     a = ap.parse_args(argv)
+    from host.driver import MultiStreamError
     from host.package import PackageIntegrityError
     try:
         return _run(a)
-    except PackageIntegrityError as e:  # a refused package: the reason, without a traceback
+    except (PackageIntegrityError, MultiStreamError) as e:
+        # a refused package (or one with more streams than the backend carries): the
+        # reason, without a traceback
         print(f"{type(e).__name__}: {e}", file=sys.stderr)
         return 2
 

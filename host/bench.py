@@ -2,8 +2,10 @@
 
 Measured in one run, at batch sizes 1, 16, 256, 8192 (EQ-Net Table I):
 
-* ``torch-float``: a float :class:`train.models.FloatMLP` of the design's architecture;
-* ``brevitas``: the trained QAT model (fake-quantized float forward);
+* ``torch-float``: the float twin of the trained design (same topology, its float weights,
+  no quantizers: :func:`export.reference.load_float_twin`);
+* ``brevitas``: the trained QAT model (fake-quantized float forward,
+  :func:`export.reference.load_brevitas`);
   each on the CPU and, where available, on CUDA: median latency per call, vectors/s;
 * ``fpga``: the accelerator's RTL (Verilator, full-rate streams) through the driver's
   buffer/register sequence: cycles from the first input beat accepted to the last output
@@ -12,6 +14,10 @@ Measured in one run, at batch sizes 1, 16, 256, 8192 (EQ-Net Table I):
 
 Writes ``<out>/bench-<package>.json`` and ``.png`` and prints the table and the ratios
 FPGA latency / best CPU batch-1 latency and FPGA throughput / GPU batch-8192 throughput.
+
+One input and one output stream (the accelerator's IODMA pair): a package with several
+named streams is refused by name (:class:`host.driver.MultiStreamError`) before anything
+is measured.
 """
 
 from __future__ import annotations
@@ -26,8 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from host.codec import float_to_codes
-from host.driver import Accelerator, on_board
+from host.driver import Accelerator, on_board, single_stream
 
 
 def time_call(fn: Callable[[], Any], min_time: float, min_reps: int = 5) -> dict[str, float]:
@@ -45,18 +50,18 @@ def time_call(fn: Callable[[], Any], min_time: float, min_reps: int = 5) -> dict
     return {"latency_s": statistics.median(times), "min_s": min(times), "reps": len(times)}
 
 
-def torch_rows(design: dict[str, Any], package: Any, x: np.ndarray, batches: list[int],
+def torch_rows(design_name: str, x: np.ndarray, batches: list[int],
                min_time: float) -> list[dict[str, Any]]:
-    """Float and Brevitas models on CPU and (where available) CUDA."""
+    """The float twin and the Brevitas model on CPU and (where available) CUDA."""
     import torch
 
-    from host.backends.reference import load_brevitas
-    from train.models import FloatMLP
+    from export.reference import load_brevitas, load_float_twin
 
-    m = design["model"]
-    models = {"torch-float": FloatMLP(m["in_features"], m["hidden"], m["out_features"],
-                                      m.get("out_activation", "none")).eval(),
-              "brevitas": load_brevitas(package)}
+    models = {"brevitas": load_brevitas(design_name).eval()}
+    try:
+        models = {"torch-float": load_float_twin(design_name).eval(), **models}
+    except NotImplementedError as e:  # a zoo network without a registered float twin
+        print(f"torch-float skipped: {e}")
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     rows = []
     for dev in devices:
@@ -87,7 +92,7 @@ def fpga_rows(package: Any, x: np.ndarray, batches: list[int], backend: str,
     rows, facts = [], {}
     with Accelerator(package, "rtlsim", batch_size=max(batches)) as acc:
         clock = acc.package.clock_mhz
-        codes = float_to_codes(x, acc.input)
+        codes = acc.input.to_codes(x)
         for b in batches:
             acc.execute_codes(codes[:b])
             s = acc.last["per_call"][0]
@@ -103,7 +108,7 @@ def fpga_rows(package: Any, x: np.ndarray, batches: list[int], backend: str,
         facts["manifest_rtlsim"] = acc.package.manifest.get("performance", {}).get("rtlsim")
     if backend == "pynq" or (backend == "auto" and on_board()):
         with Accelerator(package, "pynq", batch_size=max(batches)) as acc:
-            codes = float_to_codes(x, acc.input)
+            codes = acc.input.to_codes(x)
             for b in batches:
                 t = time_call(lambda b=b: acc.execute_codes(codes[:b]), min_time)
                 rows.append({"backend": "fpga-board", "device": "pynq", "batch": b, **t,
@@ -187,15 +192,19 @@ def run_bench(package: Path, out: Path, batches: list[int], min_time: float,
 
     from configs import load_design
     from host.package import open_package
-    from train.data import design_features
+    from zoo.datasets import design_inputs
 
     if not batches or min(batches) < 1 or not min_time > 0 or threads < 1:
         raise ValueError(f"batch sizes {batches} (each >= 1), min_time {min_time} (> 0), "
                          f"threads {threads} (>= 1)")
     pkg = open_package(package, expect_board=expect_board)
+    stream_in, _ = single_stream(pkg, "host bench", "benchmark it with host verify "
+                                 "--backend reference (the FPGA row needs the rtlsim backend)")
     design = load_design(pkg.manifest["design"])
-    x = design_features(design, max(batches), seed=4242, cache_dir=None)
-    rows = torch_rows(design, pkg, x, batches, min_time)
+    x = design_inputs(design, [stream_in.name], max(batches), seed=4242,
+                      cache_dir=None)[stream_in.name]
+    x = np.ascontiguousarray(x, np.float32)
+    rows = torch_rows(design["name"], x, batches, min_time)
     frows, facts = fpga_rows(pkg, x, batches, backend, min_time)
     rows += frows
     rat = ratios(rows, facts)

@@ -3,26 +3,35 @@
 Board-side module: imports numpy and the board-side host modules only; a backend's
 own module is imported when that backend is chosen.
 
-:class:`Accelerator` converts floats to codes (manifest scales), splits the vectors into
-hardware batches (the last may be shorter), and hands each batch to a backend.
+A package has named input and output streams (``manifest.json`` ``io.inputs`` /
+``io.outputs``, in graph order). :class:`Accelerator` converts floats to codes and codes
+to floats per stream (:class:`host.codec.StreamSpec`, the rules of
+:mod:`contract.iospec`), splits the vectors into hardware batches (the last may be
+shorter), and hands each batch to a backend as ``{input name: (k, F) codes}``; the
+backend answers ``{output name: (k, G) codes}``.
+
 :class:`DmaBackend` is the buffer and register sequence of FINN's PYNQ driver for
 ``zynq-iodma`` platforms (``FINNExampleOverlay.execute_on_buffers``): pack into a
 ``uint8`` DMA buffer, flush, program the output then the input IODMA (buffer address low
 and high words, number of vectors, ``ap_start``), poll the output IODMA's ``ap_done``,
-invalidate and unpack. The ``pynq`` and ``rtlsim`` backends differ only in who serves the
-buffers and the registers.
+invalidate and unpack. It carries one input and one output stream (FINN's IODMA pair
+``idma0``/``odma0``); a package with several streams is refused at construction
+(:class:`MultiStreamError`, naming them). The ``pynq`` and ``rtlsim`` backends differ only
+in who serves the buffers and the registers; the ``reference`` backend runs any number
+of streams.
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from host.codec import StreamSpec, check_codes, codes_to_float, float_to_codes, pack, unpack
+from host.codec import StreamSpec, pack, unpack
 from host.package import Package, open_package
 
 # IODMA (Vitis HLS ap_ctrl_hs AXI-lite) register map, as FINN's PYNQ driver programs it.
@@ -42,6 +51,11 @@ class BackendClosedError(RuntimeError):
     """A backend (or its Accelerator) was used after ``close()``."""
 
 
+class MultiStreamError(ValueError):
+    """A single-stream path (an IODMA pair, a plain array) was asked to carry a package
+    with several named input or output streams."""
+
+
 class Register(Protocol):
     """What the driver needs of an IODMA: 32-bit register reads and writes (pynq DefaultIP)."""
 
@@ -49,9 +63,13 @@ class Register(Protocol):
     def write(self, offset: int, value: int) -> None: ...
 
 
-class Backend(ABC):
-    """Runs one hardware batch of integer codes.
+Codes = dict[str, np.ndarray]
 
+
+class Backend(ABC):
+    """Runs one hardware batch of integer codes, stream by stream.
+
+    ``inputs`` / ``outputs``: the package's streams by name, in graph order.
     ``close()`` releases what the backend holds (:meth:`release`) once; calling it again
     does nothing, and any later ``run`` raises :class:`BackendClosedError`.
     """
@@ -62,12 +80,12 @@ class Backend(ABC):
     def __init__(self, package: Package, batch_size: int) -> None:
         self.package = package
         self.batch_size = int(batch_size)
-        self.input = StreamSpec.from_manifest(package.io["input"])
-        self.output = StreamSpec.from_manifest(package.io["output"])
+        self.inputs: dict[str, StreamSpec] = package.inputs
+        self.outputs: dict[str, StreamSpec] = package.outputs
 
     @abstractmethod
-    def run(self, codes: np.ndarray) -> np.ndarray:
-        """(k, in_features) int64 codes, k <= batch_size -> (k, out_features) int64 codes."""
+    def run(self, codes: Codes) -> Codes:
+        """``{input: (k, F) int64 codes}``, k <= batch_size -> ``{output: (k, G) int64}``."""
 
     def info(self) -> dict[str, Any]:
         """What was measured in the last ``run`` (backend-specific)."""
@@ -91,14 +109,30 @@ class Backend(ABC):
         """What ``close`` frees: buffers, processes or the overlay."""
 
 
+def single_stream(package: Package, what: str,
+                  hint: str = "use backend='reference' (several IODMAs are not supported "
+                              "yet)") -> tuple[StreamSpec, StreamSpec]:
+    """The one input and one output stream of ``package``; :class:`MultiStreamError`
+    naming the streams (and ``what`` refused them) where it has several."""
+    ins, outs = package.inputs, package.outputs
+    if len(ins) != 1 or len(outs) != 1:
+        raise MultiStreamError(
+            f"{what} carries one input and one output stream (FINN's IODMA pair "
+            f"idma0/odma0); package {package.name} has {len(ins)} input stream(s) "
+            f"{list(ins)} and {len(outs)} output stream(s) {list(outs)}: {hint}")
+    return next(iter(ins.values())), next(iter(outs.values()))
+
+
 class DmaBackend(Backend):
-    """FINN's zynq-iodma buffer/register sequence on an abstract device."""
+    """FINN's zynq-iodma buffer/register sequence on an abstract device (one input and one
+    output stream: refused otherwise, by :func:`single_stream`, before anything is built)."""
 
     poll_timeout_s = 10.0
 
     def __init__(self, package: Package, batch_size: int, idma: Register,
                  odma: Register) -> None:
         super().__init__(package, batch_size)
+        self.input, self.output = single_stream(package, f"backend {self.name!r}")
         self.idma, self.odma = idma, odma
         self.ibuf = self.allocate(self.input.packed_shape(self.batch_size))
         self.obuf = self.allocate(self.output.packed_shape(self.batch_size))
@@ -107,16 +141,17 @@ class DmaBackend(Backend):
     def allocate(self, shape: tuple[int, ...]) -> np.ndarray:
         """Contiguous uint8 buffer with ``device_address``, ``flush`` and ``invalidate``."""
 
-    def run(self, codes: np.ndarray) -> np.ndarray:
+    def run(self, codes: Codes) -> Codes:
         self.ensure_open()
-        k = len(codes)
+        a = codes[self.input.name]
+        k = len(a)
         if not 0 < k <= self.batch_size:
             raise ValueError(f"batch of {k} vectors; buffers hold 1..{self.batch_size}")
-        self.ibuf[:k] = pack(codes, self.input)
+        self.ibuf[:k] = pack(a, self.input)
         self.ibuf.flush()
         self.execute_on_buffers(k)
         self.obuf.invalidate()
-        return unpack(np.array(self.obuf[:k]), self.output)
+        return {self.output.name: unpack(np.array(self.obuf[:k]), self.output)}
 
     def execute_on_buffers(self, k: int) -> None:
         """Program both IODMAs for ``k`` vectors and wait for the output IODMA's ap_done."""
@@ -144,8 +179,12 @@ def on_board() -> bool:
         return False
 
 
-def make_backend(name: str, package: Package, batch_size: int, **opts: Any) -> Backend:
-    """Backend by name; ``auto`` is ``pynq`` on a board and ``rtlsim`` elsewhere."""
+def make_backend(name: str | type[Backend], package: Package, batch_size: int,
+                 **opts: Any) -> Backend:
+    """Backend by name (``auto`` is ``pynq`` on a board and ``rtlsim`` elsewhere), or a
+    :class:`Backend` subclass, constructed as ``cls(package, batch_size, **opts)``."""
+    if isinstance(name, type) and issubclass(name, Backend):
+        return name(package, batch_size, **opts)
     if name == "auto":
         name = "pynq" if on_board() else "rtlsim"
     if name == "pynq":
@@ -160,17 +199,41 @@ def make_backend(name: str, package: Package, batch_size: int, **opts: Any) -> B
     raise ValueError(f"unknown backend {name!r}; choose from auto, {', '.join(BACKENDS)}")
 
 
+def _named(arrays: Mapping[str, Any] | Any, streams: dict[str, StreamSpec],
+           what: str) -> tuple[dict[str, Any], bool]:
+    """``{name: array}`` in stream order from a dict (exactly the stream names) or from a
+    plain array (one stream only); and whether a plain array was given."""
+    if isinstance(arrays, Mapping):
+        missing = [k for k in streams if k not in arrays]
+        unknown = [k for k in arrays if k not in streams]
+        if missing or unknown:
+            raise ValueError(f"{what}: the package's inputs are {list(streams)}; "
+                           + "; ".join(([f"missing {missing}"] if missing else [])
+                                       + ([f"unknown {unknown}"] if unknown else [])))
+        return {k: arrays[k] for k in streams}, False
+    if len(streams) != 1:
+        raise MultiStreamError(f"{what}: the package has {len(streams)} inputs "
+                               f"{list(streams)}: pass a dict {{name: array}}")
+    return {next(iter(streams)): arrays}, True
+
+
 class Accelerator:
-    """A package's accelerator: float or integer vectors in, the same kind out.
+    """A package's accelerator: float or integer vectors in, the same kind out, per named
+    stream.
 
     ``Accelerator("bitstreams/eqnet-fq-2x2-64qam-pynq-z2")`` checks the package
     (:func:`host.package.open_package`: contract digest, artifact hashes, no unlisted files,
     the I/O contract re-derived from the hashed models), then opens the backend (``auto``:
-    the board where there is one, else the RTL simulation). ``expect_board="pynq-z2"``
-    refuses (:class:`host.package.BoardIntegrityError`) a package built for another board.
+    the board where there is one, else the RTL simulation; or a :class:`Backend`
+    subclass). ``expect_board="pynq-z2"`` refuses
+    (:class:`host.package.BoardIntegrityError`) a package built for another board.
+
+    :meth:`execute_codes` and :meth:`execute` take ``{input name: (N, F) array}`` and
+    return ``{output name: (N, G) array}``; a package with one input also takes a plain
+    array, and then returns a plain array where it has one output (else the dict).
     """
 
-    def __init__(self, package: str | Path | Package, backend: str = "auto",
+    def __init__(self, package: str | Path | Package, backend: str | type[Backend] = "auto",
                  batch_size: int = 1024, expect_board: str | None = None,
                  **backend_opts: Any) -> None:
         if isinstance(package, Package):
@@ -181,38 +244,99 @@ class Accelerator:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.backend = make_backend(backend, self.package, batch_size, **backend_opts)
-        self.input, self.output = self.backend.input, self.backend.output
+        self.inputs: dict[str, StreamSpec] = self.backend.inputs
+        self.outputs: dict[str, StreamSpec] = self.backend.outputs
         self.last: dict[str, Any] = {}
 
     @property
     def batch_size(self) -> int:
         return self.backend.batch_size
 
-    def execute_codes(self, codes: np.ndarray) -> np.ndarray:
-        """(N, in_features) integer codes -> (N, out_features) int64 codes, in batches."""
-        self.backend.ensure_open()
-        a = check_codes(codes, self.input)
-        out = np.empty((len(a), self.output.features), dtype=np.int64)
-        calls, infos, t0 = 0, [], time.perf_counter()
-        for i in range(0, len(a), self.batch_size):
-            out[i:i + self.batch_size] = self.backend.run(a[i:i + self.batch_size])
-            infos.append(self.backend.info())
-            calls += 1
-        self.last = {"vectors": len(a), "calls": calls, "wall_s": time.perf_counter() - t0,
-                     "backend": self.backend.name, "per_call": infos}
-        return out
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.inputs)
 
-    def execute(self, x: np.ndarray) -> np.ndarray:
-        """(N, in_features) floats -> (N, out_features) float32, with the manifest's scales.
+    @property
+    def output_names(self) -> list[str]:
+        return list(self.outputs)
 
-        Floats become codes by :func:`host.codec.float_to_codes` (saturating; NaN refused).
+    @property
+    def input(self) -> StreamSpec:
+        """The input stream of a one-input package (:class:`MultiStreamError` otherwise)."""
+        return self._only(self.inputs, "input")
+
+    @property
+    def output(self) -> StreamSpec:
+        """The output stream of a one-output package (:class:`MultiStreamError` otherwise)."""
+        return self._only(self.outputs, "output")
+
+    def _only(self, streams: dict[str, StreamSpec], kind: str) -> StreamSpec:
+        if len(streams) != 1:
+            raise MultiStreamError(f"package {self.package.name} has {len(streams)} {kind}s "
+                                   f"{list(streams)}: use .{kind}s[name]")
+        return next(iter(streams.values()))
+
+    @staticmethod
+    def _result(out: dict[str, np.ndarray], plain: bool) -> dict[str, np.ndarray] | np.ndarray:
+        """A plain array for a plain array in and one output; else the dict."""
+        return next(iter(out.values())) if plain and len(out) == 1 else out
+
+    def execute_codes(self, codes: Mapping[str, np.ndarray] | np.ndarray
+                      ) -> dict[str, np.ndarray] | np.ndarray:
+        """``{input: (N, F) integer codes}`` -> ``{output: (N, G) int64 codes}``, in batches
+        (a plain array for a one-input package; see the class docstring).
+
+        Codes are checked per stream (:meth:`contract.iospec.TensorSpec.check_codes`:
+        integers inside the datatype); every input must have the same N.
         """
         self.backend.ensure_open()
-        x = np.asarray(x)
-        single = x.ndim == 1
-        y = codes_to_float(self.execute_codes(float_to_codes(np.atleast_2d(x), self.input)),
-                           self.output)
-        return y[0] if single else y
+        named, plain = _named(codes, self.inputs, "execute_codes")
+        a = {k: self.inputs[k].check_codes(v) for k, v in named.items()}
+        counts = {k: len(v) for k, v in a.items()}
+        if len(set(counts.values())) > 1:
+            raise ValueError(f"execute_codes: inputs have different numbers of vectors "
+                             f"{counts}")
+        n = next(iter(counts.values()))
+        out = {k: np.empty((n, s.features), dtype=np.int64) for k, s in self.outputs.items()}
+        calls, infos, t0 = 0, [], time.perf_counter()
+        for i in range(0, n, self.batch_size):
+            batch = {k: v[i:i + self.batch_size] for k, v in a.items()}
+            k = len(next(iter(batch.values())))
+            got = self.backend.run(batch)
+            if set(got) != set(out):
+                raise RuntimeError(f"backend {self.backend.name} returned outputs "
+                                   f"{sorted(got)}, the package's are {list(out)}")
+            for name, v in got.items():
+                if np.shape(v) != (k, self.outputs[name].features):
+                    raise RuntimeError(f"backend {self.backend.name} returned output {name!r} "
+                                       f"of shape {np.shape(v)}, expected "
+                                       f"({k}, {self.outputs[name].features})")
+                out[name][i:i + k] = v
+            infos.append(self.backend.info())
+            calls += 1
+        self.last = {"vectors": n, "calls": calls, "wall_s": time.perf_counter() - t0,
+                     "backend": self.backend.name, "per_call": infos}
+        return self._result(out, plain)
+
+    def execute(self, x: Mapping[str, np.ndarray] | np.ndarray
+                ) -> dict[str, np.ndarray] | np.ndarray:
+        """``{input: (N, F) floats}`` -> ``{output: (N, G) float32}`` (a plain array for a
+        one-input package; one vector of shape (F,) per input gives (G,) per output).
+
+        Floats become codes by each input's rule (:meth:`host.codec.StreamSpec.to_codes`:
+        ``clip(round_half_even(x / scale), min, max)``, saturating; NaN refused), codes
+        become floats by each output's (``code * scale``, or the codebook's value).
+        """
+        self.backend.ensure_open()
+        named, plain = _named(x, self.inputs, "execute")
+        arrays = {k: np.asarray(v) for k, v in named.items()}
+        single = all(v.ndim == 1 for v in arrays.values())
+        codes = {k: self.inputs[k].to_codes(np.atleast_2d(v)) for k, v in arrays.items()}
+        got = self.execute_codes(codes)  # a dict in: a dict out
+        y = {k: self.outputs[k].to_float(v) for k, v in dict(got).items()}
+        if single:
+            y = {k: v[0] for k, v in y.items()}
+        return self._result(y, plain)
 
     def close(self) -> None:
         """Close the backend (idempotent); later calls raise :class:`BackendClosedError`."""

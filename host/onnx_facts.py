@@ -24,26 +24,34 @@ this reader with ``onnx.load`` on real files)::
     TensorAnnotation        tensor_name = 1, quant_parameter_tensor_names = 2
     StringStringEntryProto  key = 1, value = 2
 
-What the package's contract is derived from (as ``hw.package.io_contract`` writes it):
+What the package's contract is derived from (as ``hw.package.io_contract`` writes it),
+per named tensor (the graph inputs and outputs of both models carry the contract's names,
+in its order):
 
-* input scale: the initializer of the scalar ``Mul`` that consumes the graph input of
+* input scales: the initializer of the scalar ``Mul`` that consumes each graph input of
   ``model_qonnx.onnx`` (``export.qonnx_export`` names it ``InputScale``; QONNX's
-  cleanup renames it, e.g. ``Mul_0``, so it is found by position, not by name);
-* output scale: metadata ``host_output_scale`` of ``model_finn.onnx`` (qonnx's
-  ``ModelWrapper.set_metadata_prop`` writes it into ``GraphProto.metadata_props``; the
-  model-level ``ModelProto.metadata_props`` is read as a fallback);
-* shapes and FINN datatypes: the graph input/output of ``model_finn.onnx`` (shape from
-  the value type, datatype from the ``finn_datatype`` quantization annotation).
+  cleanup renames it, e.g. ``Mul_0``, so it is found by the graph input it consumes);
+* output scales: metadata ``host_output_scale:<tensor>`` of ``model_finn.onnx`` for each
+  graph output (qonnx's ``ModelWrapper.set_metadata_prop`` writes it into
+  ``GraphProto.metadata_props``; the model-level ``ModelProto.metadata_props`` is read as
+  a fallback), ``<tensor>`` being the output's name, or FINN's name for it that
+  ``contract_io`` records at that position, or its index (:func:`output_scale`); 1.0 for
+  an output that already is a codebook index;
+* names, shapes and FINN datatypes: the graph inputs/outputs of ``model_finn.onnx``
+  (shape from the value type, datatype from the ``finn_datatype`` quantization
+  annotation).
 """
 
 from __future__ import annotations
 
+import json
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HOST_OUTPUT_SCALE = "host_output_scale"  # = hw.steps.HOST_OUTPUT_SCALE
+HOST_OUTPUT_SCALE = "host_output_scale"  # = hw.steps.HOST_OUTPUT_SCALE (":<tensor>" per output)
+CONTRACT_IO = "contract_io"              # = hw.steps.CONTRACT_IO
 FLOAT, DOUBLE = 1, 11                     # TensorProto.DataType
 VARINT, I64, LEN, I32 = 0, 1, 2, 5        # protobuf wire types
 
@@ -317,12 +325,12 @@ def load(path: str | Path) -> Model:
 
 
 # --------------------------------------------------------------------------- the contract
-def input_scale(qonnx: Model, where: str = "model_qonnx.onnx") -> tuple[float, str]:
-    """The scale the input codes are multiplied by, and a description of its source."""
+def input_scale(qonnx: Model, name: str, where: str = "model_qonnx.onnx") -> tuple[float, str]:
+    """The scale graph input ``name``'s codes are multiplied by, and where it was read."""
     g = qonnx.graph
-    if not g.inputs:
-        raise OnnxFormatError(f"{where}: graph has no input")
-    name = g.inputs[0].name
+    names = [vi.name for vi in g.inputs]
+    if name not in names:
+        raise OnnxFormatError(f"{where}: no graph input {name!r} (graph inputs: {names})")
     users = [n for n in g.nodes if name in n.inputs]
     if len(users) != 1 or users[0].op_type != "Mul":
         raise OnnxFormatError(f"{where}: graph input {name!r} feeds "
@@ -338,42 +346,90 @@ def input_scale(qonnx: Model, where: str = "model_qonnx.onnx") -> tuple[float, s
     return float(vals[0]), f"{where} (Mul {mul.name!r}, initializer {others[0]!r})"
 
 
-def output_scale(finn: Model, where: str = "model_finn.onnx") -> tuple[float, str]:
-    """The host-side output scale recorded in the FINN model's metadata."""
-    for scope, meta in (("graph", finn.graph.metadata), ("model", finn.metadata)):
-        if HOST_OUTPUT_SCALE in meta:
-            raw = meta[HOST_OUTPUT_SCALE]
+def _metadata(m: Model) -> list[tuple[str, dict[str, str]]]:
+    return [("graph", m.graph.metadata), ("model", m.metadata)]
+
+
+def recorded_outputs(finn: Model, where: str = "model_finn.onnx") -> list[str] | None:
+    """The graph output names in contract order as the flow recorded them at streamlining
+    (metadata ``contract_io``, ``hw.steps.CONTRACT_IO``), or None where there is none."""
+    for _, meta in _metadata(finn):
+        if CONTRACT_IO in meta:
             try:
-                return float(raw), f"{where} ({scope} metadata {HOST_OUTPUT_SCALE}={raw!r})"
-            except ValueError:
-                raise OnnxFormatError(f"{where}: metadata {HOST_OUTPUT_SCALE}={raw!r} is not "
-                                      "a number") from None
-    raise OnnxFormatError(f"{where}: no metadata {HOST_OUTPUT_SCALE!r}")
+                outs = json.loads(meta[CONTRACT_IO])["outputs"]
+            except (ValueError, KeyError, TypeError):
+                raise OnnxFormatError(f"{where}: metadata {CONTRACT_IO}="
+                                      f"{meta[CONTRACT_IO]!r} is not {{\"inputs\": [...], "
+                                      "\"outputs\": [...]}") from None
+            return [str(o) for o in outs] if isinstance(outs, list) else None
+    return None
 
 
-def _side(g: Graph, vi: ValueInfo) -> dict[str, Any]:
-    return {"shape": vi.shape, "datatype": g.annotations.get(vi.name, {}).get("finn_datatype")}
+def output_scale(finn: Model, index: int, where: str = "model_finn.onnx") -> tuple[float, str]:
+    """The host-side scale of the ``index``-th graph output (1.0 for a codebook index
+    output), and where it was read: metadata ``host_output_scale:<tensor>`` under the
+    output's name, or under the name ``contract_io`` records for that position (FINN's
+    name before the package restored the contract's), or ``host_output_scale:<index>``.
+    Two of those present with different values are refused."""
+    name = finn.graph.outputs[index].name
+    keys = [f"{HOST_OUTPUT_SCALE}:{name}"]
+    recorded = recorded_outputs(finn, where)
+    if recorded is not None and len(recorded) == len(finn.graph.outputs):
+        keys.append(f"{HOST_OUTPUT_SCALE}:{recorded[index]}")
+    keys.append(f"{HOST_OUTPUT_SCALE}:{index}")
+    found: list[tuple[float, str]] = []
+    for key in dict.fromkeys(keys):
+        for scope, meta in _metadata(finn):
+            if key in meta:
+                raw = meta[key]
+                try:
+                    found.append((float(raw), f"{where} ({scope} metadata {key}={raw!r})"))
+                except ValueError:
+                    raise OnnxFormatError(f"{where}: metadata {key}={raw!r} is not a "
+                                          "number") from None
+                break
+    if len({v for v, _ in found}) > 1:
+        raise OnnxFormatError(f"{where}: graph output {index} ({name!r}) has conflicting "
+                              f"scales: {'; '.join(src for _, src in found)}")
+    if found:
+        return found[0]
+    old = any(HOST_OUTPUT_SCALE in meta for _, meta in _metadata(finn))
+    tried = " / ".join(repr(k) for k in dict.fromkeys(keys))
+    raise OnnxFormatError(f"{where}: no metadata {tried} for graph output {index} "
+                          f"({name!r})" + (
+        f" (it has the single {HOST_OUTPUT_SCALE!r} of a model built before named I/O "
+        "streams: rebuild the package)" if old else ""))
 
 
-def derive_io(qonnx_path: str | Path, finn_path: str | Path) -> dict[str, dict[str, Any]]:
-    """``io.{input,output}.{shape,datatype,scale}`` as the ONNX files state them.
+def _tensor_facts(g: Graph, vi: ValueInfo, kind: str, index: int, where: str
+                  ) -> dict[str, Any]:
+    what = f"graph {kind} {index}"
+    return {"name": vi.name, "shape": vi.shape,
+            "datatype": g.annotations.get(vi.name, {}).get("finn_datatype"),
+            "source": {"name": f"{where} ({what})",
+                       "shape": f"{where} ({what} {vi.name!r})",
+                       "datatype": f"{where} (finn_datatype of {vi.name!r})"}}
 
-    Each side also has ``"source"``: where each value was read (for error messages).
+
+def derive_io(qonnx_path: str | Path, finn_path: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """``io.inputs`` / ``io.outputs`` as the ONNX files state them, in graph order:
+    ``{name, shape, datatype, scale}`` per tensor (names, shapes and datatypes from the
+    graph inputs/outputs of ``model_finn.onnx``, which carry the contract's names; input
+    scales from the ``Mul`` consuming each graph input of ``model_qonnx.onnx``, by name;
+    output scales from ``host_output_scale:<tensor>``, :func:`output_scale`). Each tensor
+    also has ``"source"``: where each value was read (for error messages).
     """
     q, f = load(qonnx_path), load(finn_path)
     qn, fn = Path(qonnx_path).name, Path(finn_path).name
     if not f.graph.inputs or not f.graph.outputs:
         raise OnnxFormatError(f"{fn}: graph has no input or no output")
-    fi, fo = f.graph.inputs[0], f.graph.outputs[0]
-    si, src_i = input_scale(q, qn)
-    so, src_o = output_scale(f, fn)
-    return {
-        "input": {**_side(f.graph, fi), "scale": si,
-                  "source": {"scale": src_i,
-                             "shape": f"{fn} (graph input {fi.name!r})",
-                             "datatype": f"{fn} (finn_datatype of {fi.name!r})"}},
-        "output": {**_side(f.graph, fo), "scale": so,
-                   "source": {"scale": src_o,
-                              "shape": f"{fn} (graph output {fo.name!r})",
-                              "datatype": f"{fn} (finn_datatype of {fo.name!r})"}},
-    }
+    inputs, outputs = [], []
+    for i, vi in enumerate(f.graph.inputs):
+        t = _tensor_facts(f.graph, vi, "input", i, fn)
+        t["scale"], t["source"]["scale"] = input_scale(q, vi.name, qn)
+        inputs.append(t)
+    for i, vi in enumerate(f.graph.outputs):
+        t = _tensor_facts(f.graph, vi, "output", i, fn)
+        t["scale"], t["source"]["scale"] = output_scale(f, i, fn)
+        outputs.append(t)
+    return {"inputs": inputs, "outputs": outputs}

@@ -1,16 +1,21 @@
 """``python -m host verify PACKAGE``: bit-exactness of a backend on golden and fresh vectors.
 
-Sets checked (a vector passes when every output code is equal, ``==`` on integers):
+Every check covers all named outputs: a vector passes when every code of every output is
+equal (``==`` on integers; floats ``==`` too). Sets checked:
 
-* ``golden:<set>``: the package's golden.npz (channel, ties, extremes), expected = the
-  Brevitas CPU codes stored at export;
-* ``fresh``: new channel-simulation vectors (phy, seed ``--seed``), quantized by the
-  host's float->code rule; expected = the Brevitas model on the CPU, and on CUDA when
-  available (CUDA codes must equal CPU codes, checked); also checked: the host's input
-  codes equal Brevitas' own input quantizer's, and ``execute(x)`` (float in/out) equals
-  the Brevitas float output exactly.
+* ``golden:<set>``: the package's golden.npz (``contract.iospec.Golden``: named input and
+  output codes; sets channel, ties, extremes), expected = the Brevitas CPU codes stored
+  at export;
+* ``fresh``: new vectors from the design's data set (``zoo.datasets.design_inputs``, seed
+  ``--seed``), one float array per named input, quantized by the host's float->code rule
+  per input; expected = the Brevitas network (``export.reference.load_brevitas``) on the
+  CPU, and on CUDA when available (CUDA codes must equal CPU codes, checked); also
+  checked: the host's input codes equal Brevitas' own input quantizer's (per input), and
+  ``execute(x)`` (float in/out) equals the Brevitas float output exactly (for a codebook
+  output: the codebook value).
 
-Fresh vectors need torch and phy (development side); on a board only golden vectors run.
+Fresh vectors need torch and the model zoo (development side); on a board only golden
+vectors run.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from host.codec import float_to_codes
+from contract.iospec import Golden, mismatching_vectors
 from host.driver import Accelerator
 
 
@@ -32,11 +37,11 @@ class Report:
 
     rows: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, check: str, got: np.ndarray, expected: np.ndarray, note: str = "") -> None:
-        if got.shape != expected.shape:
-            raise AssertionError(f"{check}: shape {got.shape} != expected {expected.shape}")
-        bad = np.any(got.reshape(len(got), -1) != expected.reshape(len(expected), -1), axis=1)
-        self.rows.append({"check": check, "vectors": int(len(got)), "failed": int(bad.sum()),
+    def add(self, check: str, got: dict[str, np.ndarray] | np.ndarray,
+            expected: dict[str, np.ndarray] | np.ndarray, note: str = "") -> None:
+        """One row: a vector fails if any value of any named tensor differs."""
+        bad = mismatching_vectors(check, got, expected)
+        self.rows.append({"check": check, "vectors": int(len(bad)), "failed": int(bad.sum()),
                           "first_failures": np.flatnonzero(bad)[:5].tolist(), "note": note})
 
     @property
@@ -56,39 +61,69 @@ class Report:
 
 
 def golden_checks(acc: Accelerator, report: Report) -> None:
-    """Every set of golden.npz through the accelerator."""
-    g = np.load(acc.package.path("golden.npz"))
-    inputs, outputs = g["inputs"].astype(np.int64), g["outputs"].astype(np.int64)
-    got = acc.execute_codes(inputs)
-    sets = g["set"] if "set" in g.files else np.full(len(inputs), "all")
-    for name in dict.fromkeys(sets.tolist()):
-        sel = sets == name
-        report.add(f"golden:{name}", got[sel], outputs[sel], "vs Brevitas CPU (export)")
+    """Every set of golden.npz through the accelerator, all named outputs."""
+    g = Golden.load(acc.package.path("golden.npz"))
+    if (sorted(g.inputs), sorted(g.outputs)) != (sorted(acc.input_names),
+                                                 sorted(acc.output_names)):
+        raise ValueError(f"golden.npz of {acc.package.name} holds inputs {sorted(g.inputs)} "
+                         f"and outputs {sorted(g.outputs)}; the package's streams are "
+                         f"{acc.input_names} and {acc.output_names}: rebuild the package")
+    got = acc.execute_codes(g.inputs)
+    for name in dict.fromkeys(g.sets.tolist()):
+        sel = g.sets == name
+        report.add(f"golden:{name}", {k: v[sel] for k, v in got.items()},
+                   {k: v[sel] for k, v in g.outputs.items()}, "vs Brevitas CPU (export)")
+
+
+def brevitas_input_codes(model: Any, x: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Brevitas' own input quantizer per named input: ``model.input_quant`` (one input,
+    ``zoo.blocks.QuantMLP``) or ``model.input_quant[name]`` (a ModuleDict,
+    ``zoo.network.QuantNet``)."""
+    import torch
+
+    iq = model.input_quant
+    with torch.no_grad():
+        return {k: (iq[k] if isinstance(iq, torch.nn.ModuleDict) else iq)(v).int().numpy()
+                .astype(np.int64) for k, v in x.items()}
+
+
+def brevitas_float(model: Any, x: dict[str, Any], names: list[str]) -> dict[str, np.ndarray]:
+    """The Brevitas float outputs (``forward`` with the inputs in graph order), by name."""
+    import torch
+
+    with torch.no_grad():
+        y = model(*x.values())
+    ys = y if isinstance(y, (tuple, list)) else (y,)
+    if len(ys) != len(names):
+        raise ValueError(f"the Brevitas network returned {len(ys)} outputs, the package "
+                         f"has {names}")
+    return {k: getattr(v, "value", v).numpy() for k, v in zip(names, ys, strict=True)}
 
 
 def fresh_checks(acc: Accelerator, report: Report, n: int, seed: int,
                  run_dir: Path | None = None) -> dict[str, Any]:
-    """Fresh channel-simulation vectors; expected codes from Brevitas on CPU (and CUDA)."""
+    """Fresh vectors of the design's data set; expected codes from Brevitas on CPU (and
+    CUDA)."""
     import torch
 
     from configs import load_design
-    from export.golden import reference_codes
-    from host.backends.reference import load_brevitas
-    from train.data import design_features
+    from host.backends.reference import brevitas_codes, load_brevitas
+    from zoo.datasets import design_inputs
 
     design = load_design(acc.package.manifest["design"])
-    x = design_features(design, n, seed=seed, cache_dir=None)
-    codes = float_to_codes(x, acc.input)
+    names = acc.input_names
+    x = design_inputs(design, names, n, seed=seed, cache_dir=None)
+    x = {k: np.ascontiguousarray(x[k], np.float32) for k in names}
+    codes = {k: acc.inputs[k].to_codes(v) for k, v in x.items()}
     model = load_brevitas(acc.package, run_dir)
-    with torch.no_grad():
-        brevitas_in = model.input_quant(torch.from_numpy(x)).int().numpy().astype(np.int64)
-        y_ref = model(torch.from_numpy(x)).numpy()
-    report.add("fresh:input-codes(host==brevitas)", codes, brevitas_in,
+    xt = {k: torch.from_numpy(v) for k, v in x.items()}
+    report.add("fresh:input-codes(host==brevitas)", codes, brevitas_input_codes(model, xt),
                "host float->code vs Brevitas input quantizer")
-    exp_cpu = reference_codes(model, codes, device="cpu")
+    y_ref = brevitas_float(model, xt, acc.output_names)
+    exp_cpu = brevitas_codes(model, codes, device="cpu")
     cuda: dict[str, Any] = {"available": torch.cuda.is_available()}
     if cuda["available"]:
-        exp_gpu = reference_codes(model, codes, device="cuda")
+        exp_gpu = brevitas_codes(model, codes, device="cuda")
         report.add("fresh:brevitas-cuda==cpu", exp_gpu, exp_cpu,
                    f"Brevitas on {torch.cuda.get_device_name(0)} vs CPU")
         cuda["device"] = torch.cuda.get_device_name(0)
@@ -125,9 +160,10 @@ def verify(package: str | Path, backend: str = "auto", vectors: int = 20000, see
             try:
                 import torch  # noqa: F401
             except ImportError:
-                facts["fresh"] = "skipped: torch/phy not installed (board); golden vectors only"
+                facts["fresh"] = "skipped: torch not installed (board); golden vectors only"
             else:
-                facts["cuda"] = fresh_checks(acc, report, vectors, seed)
+                facts["cuda"] = fresh_checks(acc, report, vectors, seed,
+                                             backend_opts.get("run_dir"))
     finally:
         acc.close()
     facts["wall_s"] = round(time.time() - t0, 1)

@@ -14,8 +14,10 @@ import onnx
 from qonnx.core.modelwrapper import ModelWrapper
 
 from configs import REPO_ROOT, load_board, load_design
-from export.golden import reference_codes
+from contract.export_files import IOSPEC, read_reference
+from contract.iospec import Golden, IOSpec
 from hw.flow import STAGE_CHECKPOINTS, build_lock, inject_fault, run_finn_build
+from hw.journal import VOLATILE_REPORTS
 from hw.package import (
     collect_rtl,
     finn_resource_total,
@@ -24,23 +26,53 @@ from hw.package import (
     tool_versions,
     write_manifest,
 )
+from hw.steps import CONTRACT_IO, HOST_OUTPUT_SCALE, contract_io_names
 from hw.threshold_proof import prove_thresholds, threshold_coverage
 from hw.verify import compare, verify_stages
-from train.checkpoint import load_trained
 
 PATH_ATTRS = ("code_gen_dir_ipgen", "code_gen_dir_cppsim", "ipgen_path", "ip_path",
               "executable_path")
 
 
-def write_portable_model(src: Path, dst: Path) -> None:
+def write_portable_model(src: Path, dst: Path, spec: IOSpec | None = None) -> None:
     """Copy a FINN model, with its absolute build paths (random code-generation folders)
     replaced by the package's own ``rtl/<node>``: the package's bytes then depend on its
-    inputs only, and name nothing outside it."""
+    inputs only, and name nothing outside it. With ``spec``, the graph's inputs and
+    outputs get the contract's names back (FINN renames them global_in, ...; positions
+    are kept)."""
     model = onnx.load(str(src))
     for node in model.graph.node:
         for a in node.attribute:
             if a.name in PATH_ATTRS and a.s:
                 a.s = f"rtl/{node.name}".encode()
+    if spec is not None:
+        g = model.graph
+        ins, outs = contract_io_names(ModelWrapper(model))
+        # Graph inputs and outputs in contract order, under the contract's names.
+        for field, order in ((g.input, ins), (g.output, outs)):
+            by_name = {v.name: v for v in field}
+            ordered = [type(by_name[n])() for n in order]
+            for new, n in zip(ordered, order, strict=True):
+                new.CopyFrom(by_name[n])
+            del field[:]
+            field.extend(ordered)
+        pairs = list(zip(ins, spec.input_names, strict=True)) + list(
+            zip(outs, spec.output_names, strict=True))
+        rename = {old: new for old, new in pairs if old != new}
+        for node in g.node:
+            node.input[:] = [rename.get(t, t) for t in node.input]
+            node.output[:] = [rename.get(t, t) for t in node.output]
+        for vi in list(g.input) + list(g.output) + list(g.value_info):
+            vi.name = rename.get(vi.name, vi.name)
+        for qa in g.quantization_annotation:
+            qa.tensor_name = rename.get(qa.tensor_name, qa.tensor_name)
+        for prop in list(model.metadata_props) + list(g.metadata_props):
+            if prop.key == CONTRACT_IO:
+                prop.value = json.dumps({"inputs": spec.input_names,
+                                         "outputs": spec.output_names})
+            elif prop.key.startswith(HOST_OUTPUT_SCALE + ":"):
+                old = prop.key.split(":", 1)[1]
+                prop.key = f"{HOST_OUTPUT_SCALE}:{rename.get(old, old)}"
     onnx.save(model, str(dst))
 
 
@@ -53,9 +85,10 @@ def step_times(path: Path) -> dict[str, float]:
 
 
 def packaged_reports(report_dir: Path) -> list[Path]:
-    """FINN's reports that go into a package: all but its step timings (which differ from
-    build to build; the manifest's ``timing_s`` holds them)."""
-    return sorted(f for f in report_dir.glob("*.json") if f.name != STEP_TIMES)
+    """FINN's reports that go into a package: all but what its builder rewrites at every
+    exit (step timings, which the manifest's ``timing_s`` holds, and its tool metadata),
+    so that a resumed build packages exactly what a clean one does."""
+    return sorted(f for f in report_dir.glob("*.json") if f.name not in VOLATILE_REPORTS)
 
 
 EXHAUSTIVE = "exhaustive"
@@ -114,28 +147,38 @@ def estimates_summary(report_dir: Path, clock_mhz: float) -> dict[str, Any]:
 
 
 def compile_and_verify(qonnx_path: Path, build_dir: Path, design: dict[str, Any],
-                       board: dict[str, Any], inputs: np.ndarray, expected: np.ndarray,
-                       reference: np.ndarray | None = None, folding: Path | None = None,
-                       resume: bool = True) -> dict[str, Any]:
+                       board: dict[str, Any], inputs: dict[str, np.ndarray] | np.ndarray,
+                       expected: dict[str, np.ndarray] | np.ndarray,
+                       reference: dict[str, Any] | np.ndarray | None = None,
+                       folding: Path | None = None, resume: bool = True) -> dict[str, Any]:
     """Run the FINN flow on a QONNX model and verify every stage against ``expected`` codes.
 
-    ``reference`` are fresh Brevitas CPU codes for ``inputs`` (the ``brevitas_cpu`` row).
+    Tensors by contract name (``iospec.json`` beside the QONNX model, written by export);
+    arrays for a one-input, one-output network. ``reference``: the ``brevitas_cpu`` row,
+    either as written by export (``{"vectors", "mismatches"}``) or as fresh Brevitas codes
+    to compare with ``expected``.
     """
+    spec = IOSpec.load(qonnx_path.parent / IOSPEC)
     t0 = time.time()
     info = run_finn_build(qonnx_path, build_dir, design, board, folding_file=folding,
                           resume=resume)
     flow_s = time.time() - t0
     inter = build_dir / "intermediate_models"
     final_path = inter / "step_hw_codegen.onnx"
-    contract = io_contract(ModelWrapper(str(qonnx_path)), ModelWrapper(str(final_path)))
+    contract = io_contract(spec, ModelWrapper(str(qonnx_path)), ModelWrapper(str(final_path)))
     t1 = time.time()
-    table = {}
-    if reference is not None:
+    table: dict[str, Any] = {}
+    if isinstance(reference, dict) and "mismatches" in reference:
+        table["brevitas_cpu"] = {"vectors": int(reference["vectors"]),
+                                 "mismatches": int(reference["mismatches"])}
+    elif reference is not None:
         table["brevitas_cpu"] = compare("brevitas_cpu", reference, expected)
     stage_models = {"qonnx": qonnx_path}
     stage_models.update({s: inter / f"{step}.onnx" for s, step in STAGE_CHECKPOINTS.items()})
-    table.update(verify_stages(stage_models, inputs, expected, contract["output"]["scale"]))
-    return {"verification": table, "io": contract, "final_model": final_path,
+    scales = {t.name: (t.scale if t.scale is not None else 1.0) for t in spec.outputs}
+    table.update(verify_stages(stage_models, inputs, expected, scales))
+    return {"verification": table, "io": contract, "spec": spec, "final_model": final_path,
+            "inputs_key": info["key"],
             "timing_s": {"finn_flow": round(flow_s, 1),
                          "verification": round(time.time() - t1, 1),
                          "resumed_from": info["resumed_from"],
@@ -237,9 +280,8 @@ def cosimulate_golden(staged: Path, out: Path) -> dict[str, Any]:
     ``rtlsim`` row joins the verification table. Work folder: that of ``make sim``."""
     from hw.rtlsim.run import run_sim
 
-    golden = np.load(staged / "golden.npz")
-    return run_sim(staged, Path("build") / "rtlsim" / out.name, len(golden["inputs"]),
-                   do_yosys=False)
+    golden = Golden.load(staged / "golden.npz")
+    return run_sim(staged, Path("build") / "rtlsim" / out.name, len(golden), do_yosys=False)
 
 
 def _build_into(design_name: str, board_name: str, run: Path, out: Path,
@@ -248,15 +290,15 @@ def _build_into(design_name: str, board_name: str, run: Path, out: Path,
     design, board = load_design(design_name), load_board(board_name)
     export_dir = run / "export"
     qonnx_path, golden_path = export_dir / "model_qonnx.onnx", export_dir / "golden.npz"
-    for p in (qonnx_path, golden_path):
+    for p in (qonnx_path, golden_path, export_dir / IOSPEC):
         if not p.is_file():
             raise FileNotFoundError(f"{p} not found: run `make export DESIGN={design_name}` first")
     if folding is None and design.get("hw", {}).get("folding_config"):
         folding = Path(design["hw"]["folding_config"])
     build_dir = Path("build") / f"{design_name}-{board_name}"
-    golden = np.load(golden_path)
-    inputs, expected = golden["inputs"], golden["outputs"].astype(np.int64)
-    reference = reference_codes(load_trained(design, run), inputs)
+    golden = Golden.load(golden_path)
+    inputs, expected = golden.inputs, golden.outputs
+    reference = read_reference(export_dir)["checks"]["brevitas_cpu"]
     result = compile_and_verify(qonnx_path, build_dir, design, board, inputs, expected,
                                 reference, folding, resume)
     final_path = result["final_model"]
@@ -265,8 +307,9 @@ def _build_into(design_name: str, board_name: str, run: Path, out: Path,
 
     (out / "reports").mkdir(parents=True)
     shutil.copyfile(qonnx_path, out / "model_qonnx.onnx")
-    write_portable_model(final_path, out / "model_finn.onnx")
+    write_portable_model(final_path, out / "model_finn.onnx", result["spec"])
     shutil.copyfile(golden_path, out / "golden.npz")
+    shutil.copyfile(export_dir / IOSPEC, out / IOSPEC)
     for f in packaged_reports(build_dir / "report"):
         shutil.copyfile(f, out / "reports" / f.name)
     rtl_files = collect_rtl(finn_model, out / "rtl")
@@ -274,13 +317,15 @@ def _build_into(design_name: str, board_name: str, run: Path, out: Path,
     t_proof = time.time()
     table["exhaustive"] = exhaustive_summary(prove_thresholds(
         ModelWrapper(str(qonnx_path)), finn_model, out / "rtl"))
-    coverage = coverage_summary(threshold_coverage(finn_model, inputs), golden["set"])
+    coverage = coverage_summary(threshold_coverage(finn_model, inputs), golden.sets)
     result["timing_s"]["threshold_proof"] = round(time.time() - t_proof, 1)
     manifest = {
         "design": design_name,
         "board": board_name,
         "part": board["part"],
         "clock_mhz": board["clock_mhz"],
+        "board_config": board,
+        "build": {"dir": f"build/{design_name}-{board_name}", "inputs_key": result["inputs_key"]},
         "tools": tool_versions(),
         "io": contract,
         "folding": folding_of(finn_model),
@@ -289,7 +334,7 @@ def _build_into(design_name: str, board_name: str, run: Path, out: Path,
         "rtl": {"filelist": "rtl/filelist.f", "files": rtl_files,
                 "top_layers": [n.name for n in finn_model.graph.node]},
         "estimates": estimates_summary(build_dir / "report", board["clock_mhz"]),
-        "golden": {str(k): int((golden["set"] == k).sum()) for k in np.unique(golden["set"])},
+        "golden": {str(k): int((golden.sets == k).sum()) for k in np.unique(golden.sets)},
         "verification": table,
         "coverage": coverage,
         "timing_s": result["timing_s"],

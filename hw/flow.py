@@ -22,7 +22,7 @@ from typing import Any
 from hw.journal import LOCK, BuildJournal, file_sha256
 
 __all__ = ["OFFLINE_STEPS", "STAGE_CHECKPOINTS", "BuildLockedError", "build_inputs_key",
-           "build_lock",
+           "build_lock", "dataflow_config", "resolve_steps", "run_builder",
            "file_sha256", "run_finn_build"]
 
 OFFLINE_STEPS: list[str] = [
@@ -71,7 +71,7 @@ def inject_fault(step: str) -> None:
         os.kill(os.getpid(), getattr(signal, spec.split(":")[1]))
 
 
-def _resolve_steps(names: list[str], errors: list[BaseException],
+def resolve_steps(names: list[str], errors: list[BaseException],
                    journal: BuildJournal | None = None) -> list[Any]:
     """Step callables (ours from hw.steps, FINN's from its registry), each wrapped so that
     an exception is kept for the caller (FINN's builder logs it and only returns -1) and,
@@ -136,28 +136,44 @@ def run_finn_build(model_path: Path, build_dir: Path, design: dict[str, Any],
             "journal": final}
 
 
-def _run_builder(model_path: Path, build_dir: Path, design: dict[str, Any],
-                 board: dict[str, Any], steps: list[str], folding_file: Path | None,
-                 start: str | None, journal: BuildJournal) -> None:
-    from finn.builder.build_dataflow import build_dataflow_cfg
-    from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType
+SHELLS = {"vivado_zynq": "VIVADO_ZYNQ"}  # board YAML ``shell`` -> FINN's ShellFlowType
+
+
+def dataflow_config(build_dir: Path, design: dict[str, Any], board: dict[str, Any],
+                    steps: list[Any], start: str | None = None,
+                    folding_file: Path | None = None, outputs: tuple[str, ...] = (
+                        "ESTIMATE_REPORTS",)) -> Any:
+    """FINN's DataflowBuildConfig for a design on a board: the one place it is built
+    (the offline flow here, FINN's Vivado steps in hw.vivado). The board's ``shell``
+    selects FINN's shell flow."""
+    from finn.builder.build_dataflow_config import (
+        DataflowBuildConfig,
+        DataflowOutputType,
+        ShellFlowType,
+    )
 
     hw_cfg = design.get("hw", {})
-    errors: list[BaseException] = []
-    cfg = DataflowBuildConfig(
+    return DataflowBuildConfig(
         output_dir=str(build_dir),
         synth_clk_period_ns=1000.0 / board["clock_mhz"],
         fpga_part=board["part"],
         board=board["finn_board"],
-        steps=_resolve_steps(steps, errors, journal),
+        shell_flow_type=ShellFlowType[SHELLS[board.get("shell", "vivado_zynq")]],
+        steps=steps,
         start_step=start,
         target_fps=None if folding_file else hw_cfg.get("target_fps"),
         folding_config_file=str(folding_file) if folding_file else None,
         standalone_thresholds=True,
         save_intermediate_models=True,
-        generate_outputs=[DataflowOutputType.ESTIMATE_REPORTS],
+        generate_outputs=[DataflowOutputType[o] for o in outputs],
     )
-    # The builder redirects stdout/stderr into its log for good; give them back after.
+
+
+def run_builder(model_path: Path, cfg: Any, errors: list[BaseException]) -> None:
+    """FINN's build_dataflow_cfg, with the working folder, stdout and stderr given back
+    (the builder redirects them into its log for good) and its error re-raised."""
+    from finn.builder.build_dataflow import build_dataflow_cfg
+
     cwd, stdout, stderr = os.getcwd(), sys.stdout, sys.stderr
     try:
         rc = build_dataflow_cfg(str(model_path), cfg)
@@ -165,10 +181,19 @@ def _run_builder(model_path: Path, build_dir: Path, design: dict[str, Any],
         os.chdir(cwd)
         sys.stdout, sys.stderr = stdout, stderr
     if rc != 0:
-        log = build_dir / "build_dataflow.log"
         if errors:
             raise errors[-1]
-        raise RuntimeError(f"FINN build failed (exit {rc}); see {log}")
+        raise RuntimeError(f"FINN build failed (exit {rc}); see "
+                           f"{Path(cfg.output_dir) / 'build_dataflow.log'}")
+
+
+def _run_builder(model_path: Path, build_dir: Path, design: dict[str, Any],
+                 board: dict[str, Any], steps: list[str], folding_file: Path | None,
+                 start: str | None, journal: BuildJournal) -> None:
+    errors: list[BaseException] = []
+    cfg = dataflow_config(build_dir, design, board, resolve_steps(steps, errors, journal),
+                          start, folding_file)
+    run_builder(model_path, cfg, errors)
     journal.finished(steps[-1])
 
 

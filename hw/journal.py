@@ -22,12 +22,13 @@ folder, resumed onto the first build's later checkpoints and RTL.)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
+
+from contract.export_files import sha256_file as file_sha256
 
 JOURNAL = "journal.json"
 LOCK = ".build.lock"
@@ -36,15 +37,6 @@ REPORTS = "report"
 CODEGEN_ATTRS = ("code_gen_dir_ipgen", "code_gen_dir_cppsim", "ipgen_path")
 # Reports FINN rewrites at every exit (timings, tool metadata): not a step's output.
 VOLATILE_REPORTS = ("time_per_step.json", "metadata_builder.json")
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def atomic_write_text(path: Path, text: str) -> None:

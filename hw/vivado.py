@@ -46,38 +46,58 @@ def status_report(pkg: Path) -> str:
     return "\n".join(lines)
 
 
-def run_vivado_steps(design: str, board_name: str, pkg: Path) -> Path:
-    """FINN's builder from step_generate_hardware on, in the hw build folder; returns the .bit."""
-    from finn.builder.build_dataflow import build_dataflow_cfg
-    from finn.builder.build_dataflow_config import (
-        DataflowBuildConfig,
-        DataflowOutputType,
-        ShellFlowType,
-    )
+class StaleBuildError(RuntimeError):
+    """The build folder no longer holds the build the package came from."""
 
-    from configs import load_board
-    from hw.flow import OFFLINE_STEPS, _resolve_steps
 
-    board = load_board(board_name)
-    build_dir = (Path("build") / f"{design}-{board_name}").resolve()
-    cfg = DataflowBuildConfig(
-        output_dir=str(build_dir), synth_clk_period_ns=1000.0 / board["clock_mhz"],
-        fpga_part=board["part"], board=board["finn_board"],
-        shell_flow_type=ShellFlowType.VIVADO_ZYNQ,
-        steps=_resolve_steps(OFFLINE_STEPS + VIVADO_STEPS), start_step=VIVADO_STEPS[0],
-        standalone_thresholds=True, save_intermediate_models=True,
-        generate_outputs=[DataflowOutputType.STITCHED_IP, DataflowOutputType.BITFILE,
-                          DataflowOutputType.PYNQ_DRIVER,
-                          DataflowOutputType.DEPLOYMENT_PACKAGE])
-    cwd = os.getcwd()
-    try:
-        rc = build_dataflow_cfg(str(pkg / "model_qonnx.onnx"), cfg)
-    finally:
-        os.chdir(cwd)
+def check_build_matches(pkg: Path, manifest: dict[str, Any]) -> Path:
+    """FINN's Vivado steps continue from the hw build folder: refuse unless its journal
+    holds the package's inputs key and its final checkpoint is the package's model."""
+    from hw.build import write_portable_model
+    from hw.flow import file_sha256
+    from hw.journal import JOURNAL
+
+    build = manifest.get("build", {})
+    build_dir = Path(build.get("dir", f"build/{manifest['design']}-{manifest['board']}"))
+    journal = build_dir / JOURNAL
+    key = json.loads(journal.read_text()).get("key") if journal.is_file() else None
+    final = build_dir / "intermediate_models" / "step_hw_codegen.onnx"
+    same = key == build.get("inputs_key") and final.is_file()
+    if same:
+        tmp = pkg.parent / f".{pkg.name}.vivado-check.onnx"
+        try:
+            from contract.iospec import IOSpec
+
+            write_portable_model(final, tmp, IOSpec.load(pkg / "iospec.json"))
+            same = file_sha256(tmp) == manifest["artifacts"]["model_finn.onnx"]
+        finally:
+            tmp.unlink(missing_ok=True)
+    if not same:
+        raise StaleBuildError(
+            f"{build_dir} does not hold the build of {pkg} (inputs key {key} vs the "
+            f"package's {build.get('inputs_key')}, or another final model): run `make hw` "
+            "for this design and board again, then `make bitstream`")
+    return build_dir
+
+
+def run_vivado_steps(pkg: Path) -> Path:
+    """FINN's builder from step_generate_hardware on, in the package's hw build folder,
+    with the board the package was built for; returns the .bit."""
+    from hw.flow import OFFLINE_STEPS, dataflow_config, resolve_steps, run_builder
+
+    manifest = json.loads((pkg / "manifest.json").read_text())
+    build_dir = check_build_matches(pkg, manifest).resolve()
+    board = manifest["board_config"]
+    errors: list[BaseException] = []
+    cfg = dataflow_config(
+        build_dir, {"hw": {}}, board, resolve_steps(OFFLINE_STEPS + VIVADO_STEPS, errors),
+        start=VIVADO_STEPS[0],
+        outputs=("STITCHED_IP", "BITFILE", "PYNQ_DRIVER", "DEPLOYMENT_PACKAGE"))
+    run_builder(pkg / "model_qonnx.onnx", cfg, errors)
     bits = sorted((build_dir / "bitfile").glob("*.bit"))
-    if rc != 0 or not bits:
-        raise RuntimeError(f"FINN's Vivado steps failed (exit {rc}, .bit files: {bits}); "
-                           f"see {build_dir / 'build_dataflow.log'}")
+    if not bits:
+        raise RuntimeError(f"FINN's Vivado steps made no .bit; see "
+                           f"{build_dir / 'build_dataflow.log'}")
     out = pkg / "bitstream"
     out.mkdir(exist_ok=True)
     for f in list((build_dir / "bitfile").glob("*.bit")) + list(
@@ -103,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
               "No bitstream was produced. Install Vivado, source its settings64.sh, and re-run "
               f"`make bitstream DESIGN={a.design} BOARD={a.board}`.", file=sys.stderr)
         return EXIT_NO_VIVADO
-    bit = run_vivado_steps(a.design, a.board, a.pkg)
+    bit = run_vivado_steps(a.pkg)
     if not bit.is_file():  # never claim success without the file
         print(f"FAILED: no .bit in {bit.parent}", file=sys.stderr)
         return 1

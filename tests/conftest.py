@@ -12,7 +12,7 @@ from configs import load_board
 from export.golden import build_golden
 from export.qonnx_export import export_codes_model
 from tests.synthetic import calibrate
-from train.models import QuantMLP
+from zoo.blocks import QuantMLP
 
 SMALL_MLP: dict[str, Any] = {
     "in_features": 12,
@@ -33,9 +33,11 @@ def small_mlp_export(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
     """A calibrated small MLP, its QONNX export and tie-heavy golden vectors."""
     out = tmp_path_factory.mktemp("small_mlp")
     model = calibrate(QuantMLP(SMALL_MLP), 12)
-    export_codes_model(model, 12, out / "model_qonnx.onnx")
+    export_codes_model(model, out / "model_qonnx.onnx")
     rng = np.random.default_rng(1)
-    golden = build_golden(model, np.tanh(rng.normal(0, 2, (2000, 12))), 8, n_ties=1500)
+    g = build_golden(model, {"x": np.tanh(rng.normal(0, 2, (2000, 12)))}, n_ties=1500)
+    # One input ``x``, one output ``y``: the tests use the arrays directly.
+    golden = {"inputs": g.inputs["x"], "outputs": g.outputs["y"], "set": g.sets, "ties": g.ties}
     return {"model": model, "qonnx": out / "model_qonnx.onnx",
             "golden": golden, "dir": out}
 

@@ -12,7 +12,8 @@ from brevitas.nn import QuantReLU
 from brevitas.quant import Uint8ActPerTensorFixedPoint
 from torch import nn
 
-from train.models import fixed_quant_identity, quant_linear
+from contract.iospec import IOSpec, TensorSpec
+from zoo.blocks import fixed_quant_identity, quant_linear
 
 W_BITS, B_BITS = 4, 16
 
@@ -39,9 +40,18 @@ class CodesModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output_quant(self.core(self.input_quant(x))).value
 
+    def iospec(self) -> IOSpec:
+        """The contract (zoo.network): input ``x`` INT8 2^-7, output ``y`` INT6 2^-3."""
+        n_in = self.n_in
+        with torch.no_grad():
+            n_out = self.core(self.input_quant(torch.zeros(1, n_in))).shape[-1]
+        return IOSpec((TensorSpec("x", (n_in,), "INT8", scale=self.input_scale),),
+                      (TensorSpec("y", (n_out,), "INT6", scale=self.output_scale),))
+
     @torch.no_grad()
-    def output_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.output_quant(self.core(self.input_quant(codes * self.input_scale))).int()
+    def output_codes(self, **codes: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = codes["x"] * self.input_scale
+        return {"y": self.output_quant(self.core(self.input_quant(x))).int()}
 
 
 class ResidualModel(CodesModel):
@@ -49,6 +59,7 @@ class ResidualModel(CodesModel):
 
     def __init__(self, n_in: int = 8, width: int = 16, n_out: int = 4) -> None:
         super().__init__()
+        self.n_in = n_in
         self.fc_in = quant_linear(n_in, width, W_BITS, B_BITS)
         self.relu_in = _relu()
         self.fc_res = quant_linear(width, width, W_BITS, B_BITS)
@@ -67,6 +78,7 @@ class BranchModel(CodesModel):
 
     def __init__(self, n_in: int = 8, width: int = 16) -> None:
         super().__init__()
+        self.n_in = n_in
         self.fc_a, self.relu_a = quant_linear(n_in, width, W_BITS, B_BITS), _relu()
         self.fc_b, self.relu_b = quant_linear(n_in, width, W_BITS, B_BITS), _relu()
         self.out_a = quant_linear(width, 2, W_BITS, B_BITS)
@@ -86,6 +98,7 @@ class ConcatModel(CodesModel):
 
     def __init__(self, n_in: int = 8, groups: int = 3, width: int = 8) -> None:
         super().__init__()
+        self.n_in = n_in
         self.branches = nn.ModuleList(quant_linear(n_in, width, W_BITS, B_BITS)
                                       for _ in range(groups))
         self.relus = nn.ModuleList(_relu() for _ in range(groups))
@@ -103,6 +116,7 @@ class AbsModel(CodesModel):
 
     def __init__(self, n_in: int = 8) -> None:
         super().__init__()
+        self.n_in = n_in
         self.fc = quant_linear(n_in, 4, W_BITS, B_BITS)
 
     def core(self, x: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,7 @@ from hw.flow import (
 from hw.package import collect_rtl
 from tests.conftest import FLOW_DESIGN, SMALL_MLP
 from tests.synthetic import calibrate
-from train.models import QuantMLP
+from zoo.blocks import QuantMLP
 
 FAST_KILLS = [("step_hw_codegen", "SIGKILL"), ("step_streamline_half_even", "SIGINT"),
               ("step_generate_estimate_reports", "SIGKILL")]
@@ -85,7 +85,7 @@ def builds(small_mlp_export: dict, tmp_path_factory: pytest.TempPathFactory) -> 
     with torch.no_grad():
         model_b.body[0].weight.mul_(1.7)
     qonnx_b = root / "b" / "model_qonnx.onnx"
-    export_codes_model(model_b, 12, qonnx_b)
+    export_codes_model(model_b, qonnx_b)
     board = load_board("pynq-z2")
     clean_b = root / "clean_b"
     run_finn_build(qonnx_b, clean_b, FLOW_DESIGN, board)

@@ -94,16 +94,19 @@ def test_failing_build_never_replaces_a_good_package(alt_run: Path, good_pkg: Pa
                                                      tmp_path: Path) -> None:
     bad = Path(shutil.copytree(alt_run, tmp_path / "bad_run"))
     g = dict(np.load(bad / "export" / "golden.npz"))
-    g["outputs"] = g["outputs"].copy()
-    g["outputs"][3, 0] += 1  # one expected code off by one: the build must fail on it
+    g["out:latent"] = g["out:latent"].copy()
+    g["out:latent"][3, 0] += 1  # one expected code off by one: the build must fail on it
     np.savez_compressed(bad / "export" / "golden.npz", **g)
+    ref = json.loads((bad / "export" / "reference.json").read_text())
+    ref["files"]["golden.npz"] = file_sha256(bad / "export" / "golden.npz")  # as if exported
+    (bad / "export" / "reference.json").write_text(json.dumps(ref))
     before = tree_hashes(good_pkg)
     r = hw_cli(bad, good_pkg)
     assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
     assert "FAILED verification" in r.stderr
     assert tree_hashes(good_pkg) == before
     failed = json.loads((good_pkg.parent / "pkg.failed" / "manifest.json").read_text())
-    assert failed["verification"]["brevitas_cpu"]["mismatches"] == 1
+    assert failed["verification"]["qonnx"]["mismatches"] == 1  # every stage sees it
     assert sorted(p.name for p in good_pkg.parent.iterdir()
                   if not p.name.endswith(".lock")) == ["pkg", "pkg.failed"]
 

@@ -234,6 +234,195 @@ def test_not_a_mapping(tmp_path: Path, text: str, what: str) -> None:
     assert str(path) in str(ei.value) and f"not {what}" in str(ei.value)
 
 
+# --- the paths layout (zoo.network.QuantNet), synthetic_teacher data, training tasks ------
+
+TWO_IO, CODEBOOK = "synth-two-io", "synth-codebook"
+
+
+def _path(out: str, **changes: Any) -> Callable[[dict[str, Any]], None]:
+    def f(d: dict[str, Any]) -> None:
+        d["model"]["paths"][out].update(changes)
+    return f
+
+
+def _head(out: str, **changes: Any) -> Callable[[dict[str, Any]], None]:
+    def f(d: dict[str, Any]) -> None:
+        d["model"]["paths"][out]["head"].update(changes)
+    return f
+
+
+def _rename_input(old: str, new: str) -> Callable[[dict[str, Any]], None]:
+    def f(d: dict[str, Any]) -> None:
+        d["model"]["inputs"] = {new if k == old else k: v
+                                for k, v in d["model"]["inputs"].items()}
+        for p in d["model"]["paths"].values():
+            p["from"] = new if p["from"] == old else p["from"]
+    return f
+
+
+def _form_typo(d: dict[str, Any]) -> None:
+    d["model"]["paths"]["p"]["form"] = d["model"]["paths"]["p"].pop("from")
+
+
+def _clash(d: dict[str, Any]) -> None:
+    d["model"]["paths"]["a"] = copy.deepcopy(d["model"]["paths"]["q"])
+
+
+def _eqnet_data(d: dict[str, Any]) -> None:
+    d["data"] = _raw("designs", DESIGN)["data"]
+
+
+# (id, design, mutation, key path, substrings the message must also contain)
+LAYOUT_CASES: list[tuple[str, str, Callable[[dict[str, Any]], None], str, list[str]]] = [
+    ("from-unknown", TWO_IO, _path("p", **{"from": "c"}), "model.paths.p.from",
+     ["'c' is not an input", "allowed: 'a' or 'b'"]),
+    ("from-typo", TWO_IO, _form_typo, "model.paths.p.form",
+     ["unknown key (did you mean 'from'?)", "allowed keys here: from, hidden, out_features, "
+      "head"]),
+    ("levels-on-quant", TWO_IO, _head("p", levels=8), "model.paths.p.head.levels",
+     ["given for a 'quant' head", "omit it, or kind: codebook"]),
+    ("codebook-no-levels", CODEBOOK, lambda d: d["model"]["paths"]["y"]["head"].pop("levels"),
+     "model.paths.y.head.levels", ["missing required key (kind is 'codebook')",
+                                   "integer 2..256"]),
+    ("levels-300", CODEBOOK, _head("y", levels=300), "model.paths.y.head.levels",
+     ["got 300", "integer 2..256"]),
+    ("levels-gt-codes", CODEBOOK, _head("y", bits=2), "model.paths.y.head.levels",
+     ["8 levels > the 4 codes of the 2-bit fine quantizer", "allowed: integer 2..4"]),
+    ("head-kind", TWO_IO, _head("p", kind="lut"), "model.paths.p.head.kind",
+     ["got 'lut'", "'quant' or 'codebook'"]),
+    ("head-activation", TWO_IO, _head("q", activation="relu"), "model.paths.q.head.activation",
+     ["got 'relu'", "'tanh', 'sigmoid' or 'none'"]),
+    ("head-bits-9", TWO_IO, _head("q", bits=9), "model.paths.q.head.bits",
+     ["got 9", "integer 2..8"]),
+    ("head-narrow-str", TWO_IO, _head("p", narrow="yes"), "model.paths.p.head.narrow",
+     ["got 'yes'", "true or false"]),
+    ("head-missing-bits", TWO_IO, lambda d: d["model"]["paths"]["p"]["head"].pop("bits"),
+     "model.paths.p.head.bits", ["missing required key", "integer 2..8"]),
+    ("input-bits-17", TWO_IO, lambda d: d["model"]["inputs"]["a"].update(bits=17),
+     "model.inputs.a.bits", ["got 17", "integer 2..16"]),
+    ("input-narrow", TWO_IO, lambda d: d["model"]["inputs"]["a"].update(narrow=True),
+     "model.inputs.a.narrow", ["unknown key", "features, bits, scale_log2"]),
+    ("input-name", TWO_IO, _rename_input("a", "a-1"), "model.inputs.a-1",
+     ["tensor name 'a-1' is not an identifier", "letters, digits and '_'"]),
+    ("output-name", TWO_IO, lambda d: d["model"]["paths"].update(
+        {"9q": d["model"]["paths"].pop("q")}), "model.paths.9q",
+     ["tensor name '9q' is not an identifier", "not starting with a digit"]),
+    ("name-clash", TWO_IO, _clash, "model.paths.a",
+     ["output name 'a' is also an input name", "unique across inputs and outputs"]),
+    ("hidden-item", TWO_IO, _path("p", hidden=[16, 0]), "model.paths.p.hidden[1]",
+     ["got 0", "integers >= 1"]),
+    ("paths-empty", TWO_IO, lambda d: d["model"].update(paths={}), "model.paths",
+     ["got {}", "non-empty mapping"]),
+    ("inputs-missing", TWO_IO, lambda d: d["model"].pop("inputs"), "model.inputs",
+     ["missing required key", "non-empty mapping name -> {features, bits, scale_log2}"]),
+    ("mlp-key-in-paths", TWO_IO, lambda d: d["model"].update(in_features=8),
+     "model.in_features", ["unknown key", "inputs, paths, weight_bits, act_bits"]),
+    ("paths-bias_bits-8", TWO_IO, lambda d: d["model"].update(bias_bits=8), "model.bias_bits",
+     ["got 8", "16"]),
+    ("paths-batch_norm", TWO_IO, lambda d: d["model"].update(batch_norm=1),
+     "model.batch_norm", ["got 1", "true or false"]),
+    ("teacher_seed", TWO_IO, lambda d: d["data"].update(teacher_seed=-1), "data.teacher_seed",
+     ["got -1", "integer >= 0"]),
+    ("teacher-extra-key", TWO_IO, lambda d: d["data"].update(n_t=2), "data.n_t",
+     ["unknown key", "allowed keys here: kind, teacher_seed"]),
+    ("mimo-data-paths", TWO_IO, _eqnet_data, "data.kind",
+     ["'mimo_llr' feeds the single-MLP layout", "'synthetic_teacher' for the paths layout"]),
+    ("synthetic-data-mlp", DESIGN, lambda d: d.update(data={"kind": "synthetic_teacher"}),
+     "data.kind", ["draws inputs and targets from model.inputs",
+                   "'mimo_llr' for the single-MLP layout"]),
+    ("data-kind-missing", DESIGN, lambda d: d["data"].pop("kind"), "data.kind",
+     ["missing required key", "'mimo_llr' or 'synthetic_teacher'"]),
+    ("data-kind-near", TWO_IO, lambda d: d["data"].update(kind="synthetic_teachr"),
+     "data.kind", ["did you mean 'synthetic_teacher'"]),
+    ("task-unknown", TWO_IO, lambda d: d["train"].update(task="denoising"), "train.task",
+     ["got 'denoising'", "'reconstruction', 'regression' or 'classification'"]),
+    ("task-reconstruction-paths", TWO_IO, lambda d: d["train"].update(task="reconstruction"),
+     "train.task", ["'reconstruction' trains a one-input, one-output network",
+                    "'regression' or 'classification'"]),
+    ("decoder-on-regression", TWO_IO, lambda d: d["train"].update(decoder_hidden=[8]),
+     "train.decoder_hidden", ["only read by the reconstruction task (train.task is "
+                              "'regression')", "omit it"]),
+    ("loss-on-default-regression", CODEBOOK, lambda d: d["train"].update(loss="mse"),
+     "train.loss", ["the default task of the paths layout is 'regression'"]),
+    ("reconstruction-no-decoder", DESIGN, _drop("train", "decoder_hidden"),
+     "train.decoder_hidden", ["missing required key (the default task of the mlp layout is "
+                              "'reconstruction')", "list of integers >= 1"]),
+    ("reconstruction-no-loss_eps", DESIGN, lambda d: (d["train"].pop("loss_eps"),
+                                                     d["train"].update(task="reconstruction")),
+     "train.loss_eps", ["missing required key (train.task is 'reconstruction')"]),
+    ("regression-mimo", DESIGN, lambda d: d["train"].update(task="regression"), "train.task",
+     ["'regression' trains against target:<output> features", "data kind 'mimo_llr' has none"]),
+    ("input_name-bad", DESIGN, _set("model", "input_name", "soft bits"), "model.input_name",
+     ["got 'soft bits'", "an identifier"]),
+    ("output_name-clash", DESIGN, lambda d: d["model"].update(input_name="z", output_name="z"),
+     "model.output_name", ["'z' is also the input_name"]),
+]
+
+
+@pytest.mark.parametrize("name", [TWO_IO, CODEBOOK])
+def test_paths_copy_passes(tmp_path: Path, name: str) -> None:
+    """Positive controls: the paths designs, written the same way, and their layout."""
+    cfg = _raw("designs", name)
+    assert validate_design_file(_write(tmp_path, cfg, name), name) == cfg
+    model = Design.model_validate(cfg)
+    assert model.layout == "paths" and model.task == "regression"
+    assert model.model.paths[next(iter(cfg["model"]["paths"]))].from_ in cfg["model"]["inputs"]
+
+
+@pytest.mark.parametrize("name,change", [
+    (DESIGN, lambda d: d["train"].update(task="reconstruction")),
+    (DESIGN, lambda d: d["model"].update(input_name="soft_bits", output_name="latent")),
+    (TWO_IO, lambda d: d["train"].pop("task")),
+    (TWO_IO, lambda d: d["train"].update(task="classification")),
+    (TWO_IO, lambda d: d["data"].pop("teacher_seed")),
+    (TWO_IO, lambda d: d["model"].update(bias_bits=16, batch_norm=True)),
+    (TWO_IO, _path("p", hidden=[])),
+    (CODEBOOK, _head("y", narrow=True, levels=255, kind="codebook")),
+], ids=["task-explicit", "io-names", "task-default", "classification", "teacher-default",
+        "bias-bn", "no-hidden", "levels-max"])
+def test_optional_keys_accepted(tmp_path: Path, name: str,
+                                change: Callable[[dict[str, Any]], None]) -> None:
+    cfg = _raw("designs", name)
+    change(cfg)
+    assert validate_design_file(_write(tmp_path, cfg, name)) == cfg
+    dumped = Design.model_validate(cfg).model_dump(mode="json", exclude_unset=True)
+    assert json.dumps(dumped, sort_keys=True) == json.dumps(cfg, sort_keys=True)
+
+
+@pytest.mark.parametrize("name,mutate,key,expect", [c[1:] for c in LAYOUT_CASES],
+                         ids=[c[0] for c in LAYOUT_CASES])
+def test_bad_layout_refused(tmp_path: Path, name: str,
+                            mutate: Callable[[dict[str, Any]], None], key: str,
+                            expect: list[str]) -> None:
+    cfg = _raw("designs", name)
+    mutate(cfg)
+    path = _write(tmp_path, cfg, name)
+    with pytest.raises(ConfigError) as ei:
+        validate_design_file(path)
+    msg = str(ei.value)
+    assert str(path) in msg and f"{key}: " in msg, msg
+    for s in expect:
+        assert s in msg, (s, msg)
+    assert any(p.key == key for p in ei.value.problems), ei.value.problems
+
+
+def test_paths_problems_all_listed(tmp_path: Path) -> None:
+    """Problems in several paths, heads and inputs are reported together (no union tag in
+    the key paths: model.paths..., not model.paths.paths...)."""
+    cfg = _raw("designs", TWO_IO)
+    cfg["model"]["inputs"]["b"]["bits"] = 1
+    cfg["model"]["paths"]["p"]["head"]["bits"] = 9
+    cfg["model"]["paths"]["q"]["out_features"] = 0
+    cfg["data"]["teacher_seed"] = "0"
+    path = _write(tmp_path, cfg, TWO_IO)
+    with pytest.raises(ConfigError) as ei:
+        validate_design_file(path)
+    keys = {p.key for p in ei.value.problems}
+    assert keys == {"model.inputs.b.bits", "model.paths.p.head.bits",
+                    "model.paths.q.out_features", "data.teacher_seed"}, ei.value.problems
+    assert "write the number without quotes: 0" in str(ei.value)
+
+
 # --- negative controls: boards -----------------------------------------------------------
 
 

@@ -35,10 +35,10 @@ def test_every_stage_bit_exact(small_mlp_export: dict, pynq_z2: dict, tmp_path) 
         assert row["vectors"] == len(g["inputs"]), stage
         assert row["mismatches"] == 0, f"{stage}: {row}"
     # The accelerator's output is integer codes; the scale stays on the host.
-    assert res["io"]["output"]["datatype"] == "INT6"
-    assert res["io"]["output"]["scale"] == 2.0**-5
+    assert res["io"]["outputs"][0]["datatype"] == "INT6"
+    assert res["io"]["outputs"][0]["scale"] == 2.0**-5
     # Signed inputs: INT8 codes, negative ones included, enter the accelerator as they are.
-    assert res["io"]["input"]["datatype"] == "INT8" and g["inputs"].min() == -128
+    assert res["io"]["inputs"][0]["datatype"] == "INT8" and g["inputs"].min() == -128
     # FINN's per-layer report also holds a "total" row: the estimate counts each layer once.
     report = tmp_path / "build" / "report"
     layers = json.loads((report / "estimate_layer_resources.json").read_text())

@@ -1,4 +1,5 @@
-"""host.codec: float<->code rule and FINN's packing, checked against FINN's own functions."""
+"""host.codec: a stream's float<->code rule (contract.iospec) and FINN's packing, checked
+against FINN's own functions."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ import numpy as np
 import pytest
 
 import hw  # noqa: F401  (offline FINN bootstrap)
-from host.codec import IntType, StreamSpec, check_codes, float_to_codes, pack, unpack
+from contract.iospec import IntType
+from host.codec import StreamSpec, pack, unpack
 
 
 def spec(dtype: str, beats: int, elems: int, scale: float = 2.0 ** -7) -> StreamSpec:
     bits = IntType.parse(dtype).bits
-    return StreamSpec.from_manifest({"shape": [1, beats * elems], "datatype": dtype,
-                                     "scale": scale, "folded_shape": [1, beats, elems],
+    return StreamSpec.from_manifest({"name": "x", "shape": [1, beats * elems],
+                                     "datatype": dtype, "scale": scale, "post": "scale",
+                                     "folded_shape": [1, beats, elems],
                                      "stream_width_bits": bits * elems})
 
 
@@ -44,16 +47,34 @@ def test_float_to_codes_half_even_and_saturation() -> None:
     q = 2.0 ** -7
     x = np.array([[0.5 * q, 1.5 * q, 2.5 * q, -0.5 * q, -1.5 * q, -2.5 * q],
                   [10.0, -10.0, 127.4 * q, -128.6 * q, 126.5 * q, -127.5 * q]])
-    assert float_to_codes(x, s).tolist() == [[0, 2, 2, 0, -2, -2],
+    assert s.to_codes(x).tolist() == [[0, 2, 2, 0, -2, -2],
                                              [127, -128, 127, -128, 126, -128]]
 
 
 def test_check_codes_refuses_out_of_range_and_fractions() -> None:
     s = spec("INT6", 6, 1)
-    assert check_codes(np.array([-32, 31, 0, 1, 2, 3]), s).shape == (1, 6)
+    assert s.check_codes(np.array([-32, 31, 0, 1, 2, 3])).shape == (1, 6)
     with pytest.raises(ValueError, match="outside INT6"):
-        check_codes(np.full((2, 6), 32), s)
+        s.check_codes(np.full((2, 6), 32))
     with pytest.raises(ValueError, match="integers"):
-        check_codes(np.full((2, 6), 0.5), s)
+        s.check_codes(np.full((2, 6), 0.5))
     with pytest.raises(ValueError, match="expected"):
-        check_codes(np.zeros((2, 5), np.int64), s)
+        s.check_codes(np.zeros((2, 5), np.int64))
+    with pytest.raises(ValueError, match=r"x: input of shape \(2, 5\): expected \(N, 6\)"):
+        s.to_codes(np.zeros((2, 5)))
+
+
+@pytest.mark.parametrize("entry,match", [
+    ({"folded_shape": [1, 4, 2]}, "folded shape .* does not match 6 features"),
+    ({"stream_width_bits": 8}, "stream width 8 != 1 x 6 bits"),
+    ({"scale": 0.0}, "scale 0.0 must be finite and > 0"),
+    ({"datatype": "FLOAT32"}, "not an integer code type"),
+    ({"shape": [6]}, "expected FINN's"),
+    ({"codebook": [0.5, 1.0]}, "exactly one of scale and codebook"),
+])
+def test_stream_spec_refuses_what_it_cannot_carry(entry: dict, match: str) -> None:
+    good = {"name": "x", "shape": [1, 6], "datatype": "INT6", "scale": 0.5, "post": "scale",
+            "folded_shape": [1, 6, 1], "stream_width_bits": 6}
+    StreamSpec.from_manifest(good)
+    with pytest.raises(ValueError, match=match):
+        StreamSpec.from_manifest({**good, **entry})

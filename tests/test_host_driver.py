@@ -7,6 +7,7 @@ its RTL runs in Verilator behind the modelled IODMAs.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,6 @@ import pytest
 import torch
 
 from host.backends.rtlsim import DRAM_BASE, SimulationError
-from host.codec import codes_to_float, float_to_codes
 from host.driver import (
     AP_DONE,
     AP_IDLE,
@@ -32,11 +32,26 @@ from tests.test_rtlsim_cosim import make_package
 N = 45
 
 
+def host_package(export: dict[str, Any], board: dict[str, Any], root: Path) -> Path:
+    """tests.test_rtlsim_cosim.make_package, with ``model_finn.onnx`` as hw.build packages
+    it (hw.build.write_portable_model: the graph's inputs and outputs under the contract's
+    names, which the host re-derives the contract by), and the manifest re-sealed."""
+    from contract.iospec import IOSpec
+    from hw.build import write_portable_model
+    from hw.package import write_manifest
+
+    pkg = make_package(export, board, root)
+    finn = pkg / "model_finn.onnx"
+    write_portable_model(finn, finn, IOSpec.load(pkg / "iospec.json"))
+    write_manifest(pkg, json.loads((pkg / "manifest.json").read_text()))
+    return pkg
+
+
 @pytest.fixture(scope="module")
 def host_pkg(small_mlp_export: dict[str, Any], pynq_z2: dict[str, Any],
              tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("host_pkg")
-    pkg = make_package(small_mlp_export, pynq_z2, root)
+    pkg = host_package(small_mlp_export, pynq_z2, root)
     g = small_mlp_export["golden"]
     return {"pkg": pkg, "work": root / "rtlsim", "inputs": g["inputs"][:N].astype(np.int64),
             "outputs": g["outputs"][:N].astype(np.int64), "model": small_mlp_export["model"]}
@@ -105,8 +120,10 @@ def test_backpressure_and_float_path(host_pkg: dict[str, Any]) -> None:
         with torch.no_grad():
             ref = model(torch.from_numpy(x)).numpy()
         assert y.dtype == np.float32 and np.array_equal(y, ref)
-        codes = float_to_codes(x, acc.input)
-        assert np.array_equal(codes_to_float(acc.execute_codes(codes), acc.output), ref)
+        codes = acc.input.to_codes(x)
+        assert np.array_equal(acc.output.to_float(acc.execute_codes(codes)), ref)
+        named = acc.execute({"x": x})  # by name: a dict back
+        assert list(named) == ["y"] and np.array_equal(named["y"], ref)
         assert np.array_equal(acc.execute(x[0]), ref[0])
 
 
@@ -123,6 +140,36 @@ def test_verify_cli_on_small_package(host_pkg: dict[str, Any], tmp_path: Path,
                "--batch-size", "333"])
     out = capsys.readouterr().out
     assert rc == 0 and out.strip().endswith("passed, 0 failed"), out
+
+
+def test_fresh_checks_through_rtlsim(host_pkg: dict[str, Any],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """host verify's fresh checks on the RTL, with the small MLP (zoo QuantMLP: a single
+    ``input_quant``) standing in for the design's checkpoint: named inputs from the
+    (patched) zoo data set, host codes == Brevitas input quantizer, RTL codes == Brevitas,
+    execute() floats == Brevitas floats."""
+    import configs
+    import export.reference
+    import zoo.datasets
+    from host.verify import verify
+
+    model = host_pkg["model"]
+    monkeypatch.setattr(export.reference, "load_brevitas", lambda name, run_dir=None: model)
+    monkeypatch.setattr(configs, "load_design", lambda name: {"name": name})
+
+    def design_inputs(design: dict[str, Any], names: list[str], n: int, seed: int,
+                      cache_dir: Any = None) -> dict[str, np.ndarray]:
+        assert names == ["x"] and cache_dir is None
+        rng = np.random.default_rng(seed)
+        return {"x": np.tanh(rng.normal(0, 2, (n, 12))).astype(np.float32)}
+
+    monkeypatch.setattr(zoo.datasets, "design_inputs", design_inputs)
+    report, facts = verify(host_pkg["pkg"], "rtlsim", vectors=150, seed=9, batch_size=64,
+                           work=host_pkg["work"])
+    rows = {r["check"]: (r["vectors"], r["failed"]) for r in report.rows}
+    assert rows["fresh:input-codes(host==brevitas)"] == (150, 0)
+    assert rows["fresh:codes"] == (150, 0) and rows["fresh:execute(float)"] == (150, 0)
+    assert report.failed == 0 and facts["backend"] == "rtlsim"
 
 
 def test_closed_backend_and_stalled_testbench(host_pkg: dict[str, Any]) -> None:

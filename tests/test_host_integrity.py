@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from host.codec import StreamSpec, check_codes, float_to_codes
+from host.codec import StreamSpec
 from host.driver import Accelerator
 from host.package import open_package
 from hw.package import write_manifest
@@ -54,8 +54,9 @@ def edit_manifest(root: Path, fn: Callable[[dict[str, Any]], None]) -> None:
 
 
 def set_scale(side: str, value: float) -> Callable[[dict[str, Any]], None]:
+    """Set the scale of the first tensor of ``side`` (inputs / outputs)."""
     def fn(m: dict[str, Any]) -> None:
-        m["io"][side]["scale"] = value
+        m["io"][side][0]["scale"] = value
     return fn
 
 
@@ -92,26 +93,26 @@ def test_rewriting_through_write_manifest_reseals(pkg: Path) -> None:
         "contract"]["digest"] != ""
 
 
-@pytest.mark.parametrize("side,good,bad", [("input", SCALE_IN, SCALE_IN_BAD),
-                                           ("output", SCALE_OUT, SCALE_OUT_BAD)])
+@pytest.mark.parametrize("side,good,bad", [("inputs", SCALE_IN, SCALE_IN_BAD),
+                                           ("outputs", SCALE_OUT, SCALE_OUT_BAD)])
 def test_edited_scale_is_refused_by_the_digest(pkg: Path, side: str, good: float,
                                                bad: float) -> None:
     stored = manifest_of(pkg)["contract"]["digest"]
     edit_manifest(pkg, set_scale(side, bad))
     msg = refused(lambda: open_package(pkg))
-    assert "manifest.json" in msg and f"io.{side}.scale" in msg
+    assert "manifest.json" in msg and f"io.{side}[0].scale" in msg
     assert str(bad) in msg and str(good) in msg and stored in msg
     recomputed = msg.split("recomputed from manifest.json:")[1].split()[0]
     assert len(recomputed) == 64 and recomputed != stored
     edit_manifest(pkg, set_scale(side, good))  # negative control: restored -> opens
-    assert open_package(pkg).io[side]["scale"] == good
+    assert open_package(pkg).io[side][0]["scale"] == good
 
 
 def test_edited_scale_through_the_accelerator_is_refused(pkg: Path) -> None:
     """Defect 1: the host took the edited scale and quantized 1,663 of 2,000 vectors wrong."""
-    edit_manifest(pkg, set_scale("input", SCALE_IN_BAD))
+    edit_manifest(pkg, set_scale("inputs", SCALE_IN_BAD))
     msg = refused(lambda: Accelerator(pkg, "reference", kind="qonnx"))
-    assert "io.input.scale" in msg
+    assert "io.inputs[0].scale" in msg
 
 
 def test_edited_digest_or_contract_copy_is_refused(pkg: Path) -> None:
@@ -155,34 +156,39 @@ def reseal(root: Path, fn: Callable[[dict[str, Any]], None]) -> None:
 
 
 @pytest.mark.parametrize("side,key,bad,good,source", [
-    ("input", "scale", SCALE_IN_BAD, SCALE_IN, "model_qonnx.onnx (Mul 'InputScale'"),
-    ("output", "scale", SCALE_OUT_BAD, SCALE_OUT, "host_output_scale"),
-    ("output", "datatype", "INT7", "INT6", "finn_datatype of 'global_out'"),
-    ("input", "shape", [1, 13], [1, 12], "graph input 'global_in'"),
+    ("inputs", "scale", SCALE_IN_BAD, SCALE_IN, "model_qonnx.onnx (Mul 'InputScale'"),
+    ("outputs", "scale", SCALE_OUT_BAD, SCALE_OUT, "metadata host_output_scale:latent="),
+    ("outputs", "datatype", "INT7", "INT6", "finn_datatype of 'latent'"),
+    ("inputs", "shape", [1, 12, 1], [1, 12], "graph input 0 'soft_bits'"),
 ])
 def test_manifest_disagreeing_with_the_models_is_refused(pkg: Path, side: str, key: str,
                                                          bad: Any, good: Any,
                                                          source: str) -> None:
     def fn(m: dict[str, Any]) -> None:
-        m["io"][side][key] = bad
+        m["io"][side][0][key] = bad
+        if key == "datatype":  # a consistent stream: the width follows the datatype
+            m["io"][side][0]["stream_width_bits"] = 7
     reseal(pkg, fn)
     msg = refused(lambda: open_package(pkg))
-    assert f"io.{side}.{key}" in msg and source in msg
+    assert f"io.{side}[0].{key} (" in msg and source in msg
     assert json.dumps(bad) in msg and json.dumps(good) in msg
 
     def back(m: dict[str, Any]) -> None:
-        m["io"][side][key] = good
+        m["io"][side][0][key] = good
+        if key == "datatype":
+            m["io"][side][0]["stream_width_bits"] = 6
     reseal(pkg, back)  # negative control
-    assert open_package(pkg).derived_io[side][key] == good
+    assert open_package(pkg).derived_io[side][0][key] == good
 
 
 def test_models_with_another_scale_are_refused(tmp_path: Path) -> None:
     """The other direction: the models say 2^-6, the (sealed) manifest 2^-7."""
     root = fake_package(tmp_path / "p")
-    fake_models(root, in_scale=2 ** -6)
+    fake_models(root, scales={"soft_bits": 2 ** -6})
     reseal(root, lambda m: None)
     msg = refused(lambda: open_package(root))
-    assert "io.input.scale" in msg and "0.015625" in msg and "0.0078125" in msg
+    assert "io.inputs[0].scale ('soft_bits')" in msg and "0.015625" in msg
+    assert "0.0078125" in msg
 
 
 def test_missing_model_is_refused(tmp_path: Path) -> None:
@@ -242,16 +248,17 @@ def test_cli_board_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 # ------------------------------------------------------------------ non-finite and huge data
 def spec() -> StreamSpec:
-    return StreamSpec.from_manifest(fake_io()["input"])
+    return StreamSpec.from_manifest(fake_io()["inputs"][0])
 
 
 def test_nan_is_refused_by_position() -> None:
     x = np.zeros((5, 12))
     x[3, 7] = np.nan
-    with pytest.raises(ValueError, match=r"NaN at vector 3, feature 7 \(1 NaN"):
-        float_to_codes(x, spec())
+    with pytest.raises(ValueError, match=r"soft_bits: input contains NaN at vector 3, "
+                                         r"feature 7 \(1 NaN"):
+        spec().to_codes(x)
     x[3, 7] = 0.0
-    assert float_to_codes(x, spec()).tolist() == np.zeros((5, 12), int).tolist()
+    assert spec().to_codes(x).tolist() == np.zeros((5, 12), int).tolist()
 
 
 def test_huge_and_infinite_inputs_saturate() -> None:
@@ -259,7 +266,7 @@ def test_huge_and_infinite_inputs_saturate() -> None:
     and +-inf (documented in host.codec)."""
     x = np.array([[1e30, -1e30, 1e308, -1e308, np.inf, -np.inf, 0.0, 1.0, -1.0, 127.5 * SCALE_IN,
                    -128.5 * SCALE_IN, 3e38]])
-    assert float_to_codes(x, spec()).tolist() == [[127, -128, 127, -128, 127, -128, 0, 127,
+    assert spec().to_codes(x).tolist() == [[127, -128, 127, -128, 127, -128, 0, 127,
                                                    -128, 127, -128, 127]]
 
 
@@ -282,7 +289,7 @@ def test_execute_names_nan_and_saturates_huge(pkg: Path) -> None:
 ])
 def test_check_codes_names_the_bad_value(codes: np.ndarray, match: str) -> None:
     with pytest.raises(ValueError, match=match) as e:
-        check_codes(codes, spec())
+        spec().check_codes(codes)
     assert "-9223372036854775808" not in str(e.value)
 
 
@@ -292,7 +299,8 @@ def test_closed_reference_backend(pkg: Path) -> None:
     acc.close()
     acc.close()  # harmless
     for call in (lambda: acc.execute_codes(np.zeros((1, 12), np.int64)),
-                 lambda: acc.execute(np.zeros(12)), lambda: acc.backend.run(np.zeros((1, 12)))):
+                 lambda: acc.execute(np.zeros(12)),
+                 lambda: acc.backend.run({"soft_bits": np.zeros((1, 12))})):
         with pytest.raises(RuntimeError, match="backend closed"):
             call()
 
@@ -308,7 +316,7 @@ def test_closed_rtlsim_backend_says_closed(pkg: Path, monkeypatch: pytest.Monkey
     with pytest.raises(RuntimeError, match="backend closed") as e:
         acc.execute_codes(np.zeros((2, 12), np.int64))
     with pytest.raises(RuntimeError, match="backend closed"):
-        acc.backend.run(np.zeros((2, 12), np.int64))
+        acc.backend.run({"soft_bits": np.zeros((2, 12), np.int64)})
     assert "DMA" not in str(e.value)
 
 
@@ -434,13 +442,19 @@ def test_reader_on_synthetic_encodings(tmp_path: Path) -> None:
                           [vin], [helper.make_tensor_value_info("out", TensorProto.FLOAT,
                                                                 ["N", 3])], [t, d])
     model = helper.make_model(g)
-    helper.set_model_props(model, {"host_output_scale": "0.5"})
+    helper.set_model_props(model, {"host_output_scale:0": "0.5"})
     onnx.save(model, str(tmp_path / "syn.onnx"))
     assert_reader_matches_onnx(tmp_path / "syn.onnx")
     assert load(tmp_path / "syn.onnx").graph.initializers["d"].values() == [1.5, -2.0]
     io = derive_io(tmp_path / "syn.onnx", tmp_path / "syn.onnx")  # model-level metadata
-    assert io["input"]["scale"] == 0.25 and io["output"]["scale"] == 0.5
-    assert io["input"]["shape"] == ["N", 3]
+    assert io["inputs"][0]["scale"] == 0.25 and io["outputs"][0]["scale"] == 0.5
+    assert io["inputs"][0]["shape"] == ["N", 3] and io["outputs"][0]["name"] == "out"
+    # a model written before named streams: one host_output_scale, refused by name
+    helper.set_model_props(model, {"host_output_scale": "0.5"})
+    onnx.save(model, str(tmp_path / "old.onnx"))
+    with pytest.raises(ValueError, match="no metadata 'host_output_scale:out' / "
+                                         "'host_output_scale:0'.*rebuild"):
+        derive_io(tmp_path / "syn.onnx", tmp_path / "old.onnx")
     for rel in ("model_qonnx.onnx", "model_finn.onnx"):
         assert_reader_matches_onnx(tmp_path / rel)
 
@@ -460,9 +474,9 @@ def test_reader_refuses_garbage(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def small_finn_pkg(small_mlp_export: dict[str, Any], pynq_z2: dict[str, Any],
                    tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.test_rtlsim_cosim import make_package
+    from tests.test_host_driver import host_package
 
-    return make_package(small_mlp_export, pynq_z2, tmp_path_factory.mktemp("integrity_pkg"))
+    return host_package(small_mlp_export, pynq_z2, tmp_path_factory.mktemp("integrity_pkg"))
 
 
 def test_reader_matches_onnx_on_the_small_mlp_package(small_finn_pkg: Path) -> None:
@@ -471,16 +485,18 @@ def test_reader_matches_onnx_on_the_small_mlp_package(small_finn_pkg: Path) -> N
     for rel in ("model_qonnx.onnx", "model_finn.onnx"):
         assert_reader_matches_onnx(small_finn_pkg / rel)
     p = open_package(small_finn_pkg)
-    for side in ("input", "output"):
-        for key in ("shape", "datatype", "scale"):
-            assert p.derived_io[side][key] == p.io[side][key]
+    for side in ("inputs", "outputs"):
+        assert [t["name"] for t in p.derived_io[side]] == [t["name"] for t in p.io[side]]
+        for derived, stated in zip(p.derived_io[side], p.io[side], strict=True):
+            for key in ("shape", "datatype", "scale"):
+                assert derived[key] == stated[key]
 
 
 def test_real_package_copy_with_edited_scale(small_finn_pkg: Path, tmp_path: Path) -> None:
     copy = tmp_path / small_finn_pkg.name
     shutil.copytree(small_finn_pkg, copy)
-    edit_manifest(copy, set_scale("input", SCALE_IN_BAD))
-    assert "io.input.scale" in refused(lambda: open_package(copy))
+    edit_manifest(copy, set_scale("inputs", SCALE_IN_BAD))
+    assert "io.inputs[0].scale" in refused(lambda: open_package(copy))
     reseal(copy, lambda m: None)
     msg = refused(lambda: open_package(copy))
     assert "model_qonnx.onnx (Mul 'Mul_0'" in msg and str(SCALE_IN_BAD) in msg

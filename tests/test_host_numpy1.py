@@ -20,14 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from host.codec import StreamSpec, float_to_codes, pack
-from tests.test_host_package import fake_package
+from host.codec import StreamSpec, pack
+from tests.test_host_package import MULTI, fake_package, weights
 
 REPO = Path(__file__).resolve().parent.parent
 REQS = REPO / "host" / "requirements-board.txt"
-BOARD_MODULES = ["contract.seal", "host", "host.package", "host.onnx_facts", "host.codec",
-                 "host.driver",
-                 "host.backends.pynq_backend"]
+BOARD_MODULES = ["contract.seal", "contract.iospec", "host", "host.package", "host.onnx_facts",
+                 "host.codec", "host.driver", "host.verify", "host.backends.pynq_backend"]
 FORBIDDEN = ["torch", "finn", "qonnx", "brevitas", "hw", "onnx", "train", "export"]
 
 SCRIPT = r"""
@@ -35,15 +34,16 @@ import json, sys
 import numpy as np
 from pathlib import Path
 import host.package, host.onnx_facts, host.codec, host.driver, host.backends.pynq_backend
-from host.codec import StreamSpec, float_to_codes, pack, unpack
-from host.driver import Accelerator, BoardUnavailableError, on_board
+import host.verify
+from host.codec import StreamSpec, pack, unpack
+from host.driver import Accelerator, BoardUnavailableError, MultiStreamError, on_board
 bad = [m for m in {forbidden} if m in sys.modules]
 assert not bad, bad
 d = Path(sys.argv[1])
 io = json.loads((d / "io.json").read_text())
-si = StreamSpec.from_manifest(io["input"])
+si = StreamSpec.from_manifest(io["inputs"][0])
 x = np.load(d / "x.npy")
-codes = float_to_codes(x, si)
+codes = si.to_codes(x)
 assert np.array_equal(codes, np.load(d / "codes.npy"))
 packed = pack(codes, si)
 assert np.array_equal(packed, np.load(d / "packed.npy"))
@@ -57,7 +57,21 @@ for pkg in ("nobit", "withbit"):
         print(pkg, "refused:", str(e).splitlines()[0])
 # the contract digest and the ONNX re-derivation, with numpy 1.x and no onnx
 p = host.package.open_package(d / "nobit", expect_board="pynq-z2")
-assert p.derived_io["input"]["scale"] == p.io["input"]["scale"] == 2 ** -7, p.derived_io
+assert p.derived_io["inputs"][0]["scale"] == p.io["inputs"][0]["scale"] == 2 ** -7, p.derived_io
+m = host.package.open_package(d / "multi")  # two inputs, two outputs, a codebook
+assert [t["scale"] for t in m.derived_io["outputs"]] == [2 ** -5, 1.0], m.derived_io
+try:
+    Accelerator(m, backend="pynq")
+    raise SystemExit("pynq backend did not refuse several streams")
+except MultiStreamError as e:
+    print("multi refused:", str(e).split(";")[1].strip())
+# golden vectors on the board: numpy only (the in-test backend computes the fake network)
+class Net(host.driver.Backend):
+    def run(self, codes):
+        return {"latent": np.clip(codes["soft_bits"] @ np.load(d / "w.npy"), -32, 31)}
+report, facts = host.verify.verify(d / "nobit", Net, vectors=10)
+assert report.failed == 0 and report.passed == 40, report.table()
+print("golden on board:", report.passed, "passed;", facts["fresh"])
 for pkg, kw in (("tampered", {}), ("nobit", {"expect_board": "zcu104"})):
     try:
         Accelerator(d / pkg, backend="pynq", **kw)
@@ -85,14 +99,16 @@ def test_board_path_runs_with_numpy1_and_pynq(tmp_path: Path) -> None:
     py = board_venv()
     io = json.loads((fake_package(tmp_path / "nobit") / "manifest.json").read_text())["io"]
     fake_package(tmp_path / "withbit", extra={"accel.bit": b"\x00" * 64})
+    fake_package(tmp_path / "multi", streams=MULTI)
+    np.save(tmp_path / "w.npy", weights(12, 6))
     tampered = fake_package(tmp_path / "tampered")
     m = json.loads((tampered / "manifest.json").read_text())
-    m["io"]["input"]["scale"] = 0.0079125
+    m["io"]["inputs"][0]["scale"] = 0.0079125
     (tampered / "manifest.json").write_text(json.dumps(m))
-    si = StreamSpec.from_manifest(io["input"])
+    si = StreamSpec.from_manifest(io["inputs"][0])
     x = np.random.default_rng(0).uniform(-1.2, 1.2, (64, 12))
     x[:4, :2] = np.array([0.5, 1.5, 2.5, -2.5])[:, None] * si.scale  # ties
-    codes = float_to_codes(x, si)
+    codes = si.to_codes(x)
     (tmp_path / "io.json").write_text(json.dumps(io))
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "codes.npy", codes)
@@ -105,6 +121,9 @@ def test_board_path_runs_with_numpy1_and_pynq(tmp_path: Path) -> None:
     assert "nobit refused" in r.stdout and "withbit refused: pynq.Overlay" in r.stdout
     assert "tampered refused: ManifestIntegrityError recomputed from manifest.json" in r.stdout
     assert "nobit refused: BoardIntegrityError" in r.stdout
+    assert "multi refused: package multi has 2 input stream(s) ['a', 'b'] and 2 output " \
+           "stream(s) ['y', 'idx']" in r.stdout
+    assert "golden on board: 40 passed; skipped: torch not installed" in r.stdout
 
 
 @pytest.mark.parametrize("module", BOARD_MODULES)

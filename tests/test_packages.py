@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contract.iospec import Golden
 from hw.flow import file_sha256
 from hw.rtlsim.run import run_sim
 from tests.test_rtlsim_cosim import assert_changed_weight_mismatches
@@ -31,14 +32,18 @@ def test_package_verified_on_every_stage(board: str) -> None:
     for stage in STAGES:
         row = m["verification"][stage]
         assert row["vectors"] >= 10_000 and row["mismatches"] == 0, (stage, row)
-    golden = np.load(pkg / "golden.npz")
+    g = Golden.load(pkg / "golden.npz")
+    golden = {"inputs": g.single()[0], "outputs": g.single()[1], "set": g.sets, "ties": g.ties}
     assert {"channel", "ties", "extremes"} <= set(np.unique(golden["set"]))
     assert (golden["ties"] > 0).sum() >= 1000
     for rel, digest in m["artifacts"].items():
         assert file_sha256(pkg / rel) == digest, rel
     files = (pkg / "rtl" / "filelist.f").read_text().split()
     assert files and all((pkg / "rtl" / f).is_file() for f in files)
-    assert m["io"]["input"]["datatype"] == "INT8" and m["io"]["output"]["datatype"] == "INT6"
+    io = m["io"]
+    assert io["inputs"][0]["datatype"] == "INT8" and io["outputs"][0]["datatype"] == "INT6"
+    assert [t["name"] for t in io["inputs"]] == ["soft_bits"]
+    assert [t["name"] for t in io["outputs"]] == ["latent"]
     assert m["estimates"]["resources"]["LUT"] > 0
     finn_total = json.loads((pkg / "reports" / "estimate_layer_resources.json").read_text())
     for key in ("LUT", "DSP", "BRAM_18K"):  # each layer counted once (not the total row too)
@@ -72,7 +77,8 @@ def test_exhaustive_proof_catches_what_golden_vectors_miss() -> None:
     pkg = ROOT / "bitstreams" / f"{DESIGN}-pynq-z2"
     finn = ModelWrapper(str(pkg / "model_finn.onnx"))
     qonnx = ModelWrapper(str(pkg / "model_qonnx.onnx"))
-    golden = np.load(pkg / "golden.npz")
+    gi, go = Golden.load(pkg / "golden.npz").single()
+    golden = {"inputs": gi, "outputs": go}
     layer = "Thresholding_rtl_2"  # a hidden ReLU quantizer
     cov = threshold_coverage(finn, golden["inputs"])[layer]
     assert cov["untouched_edges"], "every edge reached: pick another layer"
@@ -100,7 +106,7 @@ def test_default_design_cosim_with_negative_control(tmp_path: Path) -> None:
     shutil.copytree(built, pkg)
     m = run_sim(pkg, tmp_path / "work", n_vectors=0, do_yosys=False)
     v = m["verification"]["rtlsim"]
-    assert v["vectors"] == len(np.load(pkg / "golden.npz")["inputs"]) >= 10_000
+    assert v["vectors"] == len(Golden.load(pkg / "golden.npz")) >= 10_000
     assert v["mismatches"] == 0 and v["details"]["missing"] == 0 and v["details"]["rc"] == 0
     assert v["details"]["full_rate_run"]["mismatches"] == 0
     assert m["performance"]["rtlsim"]["ii_cycles"] > 0

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from qonnx.core.modelwrapper import ModelWrapper
 
-from hw.build import compile_and_verify
+from contract.iospec import Golden
+from hw.build import compile_and_verify, write_portable_model
 from hw.package import collect_rtl, folding_of, write_manifest
 from hw.rtlsim import stitch, verilate
 from hw.rtlsim.run import run_sim
@@ -36,9 +37,11 @@ def make_package(export: dict[str, Any], board: dict[str, Any], root: Path,
     assert all(r["mismatches"] == 0 for r in res["verification"].values())
     pkg = root / "pkg"
     pkg.mkdir()
-    shutil.copyfile(res["final_model"], pkg / "model_finn.onnx")
+    write_portable_model(res["final_model"], pkg / "model_finn.onnx", res["spec"])
     shutil.copyfile(export["qonnx"], pkg / "model_qonnx.onnx")
-    np.savez(pkg / "golden.npz", inputs=g["inputs"], outputs=g["outputs"])
+    np.savez(pkg / "golden.npz", **Golden({"x": g["inputs"]}, {"y": g["outputs"]}, g["set"],
+                                          g["ties"]).to_npz())
+    shutil.copyfile(export["qonnx"].parent / "iospec.json", pkg / "iospec.json")
     model = ModelWrapper(str(res["final_model"]))
     files = collect_rtl(model, pkg / "rtl")
     write_manifest(pkg, {
@@ -67,7 +70,8 @@ def assert_changed_weight_mismatches(pkg: Path, sim_work: Path, tmp_path: Path) 
     lines[0] = lines[0][:-1] + format(int(lines[0][-1], 16) ^ 0x3, "x")  # lowest weight, word 0
     dat.write_text("\n".join(lines) + "\n")
     m = json.loads((pkg / "manifest.json").read_text())
-    g = np.load(pkg / "golden.npz")
+    gi, go = Golden.load(pkg / "golden.npz").single()
+    g = {"inputs": gi, "outputs": go}
     binary = sim_work / "obj_dir" / f"V{stitch.TOP}"  # as hw.rtlsim.run builds it
     assert rtlsim_mismatches(binary, bad / "rtl", m["io"], g, tmp_path) > 0
     assert rtlsim_mismatches(binary, pkg / "rtl", m["io"], g, tmp_path) == 0
@@ -83,7 +87,7 @@ def small_pkg(small_mlp_export: dict[str, Any], pynq_z2: dict[str, Any],
 def simulated(small_pkg: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("rtlsim_work")
     manifest = run_sim(small_pkg, work, n_vectors=0, do_yosys=False)
-    n = len(np.load(small_pkg / "golden.npz")["inputs"])
+    n = len(Golden.load(small_pkg / "golden.npz"))
     return {"manifest": manifest, "work": work, "golden_vectors": n}
 
 

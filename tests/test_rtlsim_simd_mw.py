@@ -17,10 +17,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from qonnx.custom_op.registry import getCustomOp
 
+from contract.iospec import Golden
 from hw.rtlsim import patches
 from hw.rtlsim.run import run_sim
 from hw.rtlsim.single import build_layer, mvau_expected, simulate_layer
@@ -40,7 +40,7 @@ PATCH = "mvu-output-queue-lock-latency"
 def test_simd_equals_mw_overflow_and_fix(small_mlp_export: dict[str, Any],
                                          pynq_z2: dict[str, Any], tmp_path: Path) -> None:
     pkg = make_package(small_mlp_export, pynq_z2, tmp_path, SIMD_MW_FOLDING)
-    inputs = np.load(pkg / "golden.npz")["inputs"].astype(np.int64)
+    inputs = Golden.load(pkg / "golden.npz").single()[0]
 
     unpatched = build_layer(pkg, "MVAU_rtl_0", tmp_path / "unpatched", skip_patches=(PATCH,))
     assert PATCH not in unpatched["patches"]

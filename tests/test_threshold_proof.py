@@ -117,7 +117,7 @@ def test_hidden_threshold_move_missed_by_vectors_caught_by_proof(
     assert r["first_mismatches"][0][0] == c
     path = tmp_path / "shifted.onnx"
     shifted.save(str(path))
-    got = execute_codes(path, g["inputs"], compiled["res"]["io"]["output"]["scale"], "shifted")
+    got = execute_codes(path, g["inputs"], compiled["res"]["io"]["outputs"][0]["scale"], "shifted")
     assert int(np.any(got != g["outputs"], axis=1).sum()) == 0  # no golden vector notices
     # Sensitivity of that execution: the same move on an edge some vector sits on is seen.
     acc, _ = layer_values(finn, g["inputs"])[name]
@@ -126,7 +126,7 @@ def test_hidden_threshold_move_missed_by_vectors_caught_by_proof(
     _, c2, j2 = max(on_edge)  # the edge most vectors sit on
     seen = shift_threshold(finn, name, c2, j2, +1)
     seen.save(str(path))
-    got = execute_codes(path, g["inputs"], compiled["res"]["io"]["output"]["scale"], "seen")
+    got = execute_codes(path, g["inputs"], compiled["res"]["io"]["outputs"][0]["scale"], "seen")
     assert int(np.any(got != g["outputs"], axis=1).sum()) > 0
 
 

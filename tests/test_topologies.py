@@ -31,7 +31,7 @@ CASES = {
 
 
 def compile_model(model: torch.nn.Module, n_in: int, tmp_path) -> dict:
-    export_codes_model(model, n_in, tmp_path / "model_qonnx.onnx")
+    export_codes_model(model, tmp_path / "model_qonnx.onnx")
     x = random_codes(300, n_in)
     y = reference_codes(model, x)
     return compile_and_verify(tmp_path / "model_qonnx.onnx", tmp_path / "build", DESIGN,
@@ -57,7 +57,7 @@ def test_topology_mapped_or_refused_by_name(case: str, tmp_path) -> None:
 
 def test_unsupported_operator_refused_with_node_name(tmp_path) -> None:
     model = calibrate(AbsModel(), 8)
-    mw = export_codes_model(model, 8, tmp_path / "model_qonnx.onnx")
+    mw = export_codes_model(model, tmp_path / "model_qonnx.onnx")
     with pytest.raises(UnsupportedModelError, match=r"node 'Abs_0' \(Abs\) is not supported"):
         check_qonnx_model(mw)
     # Through the whole builder, the same named error reaches the caller.

@@ -1,110 +1,43 @@
-"""Train a design's network with Brevitas QAT: ``python -m train --design NAME``."""
+"""Train a design's network with Brevitas QAT: ``python -m train --design NAME``.
+
+The design's training task (``train.task`` in its YAML, else its registry entry's
+default: :func:`zoo.registry.task_of`) is looked up in :data:`train.tasks.TASKS`; seeding,
+building and saving are common (:mod:`train.run`). Outputs in ``--out``:
+
+* ``checkpoint.pt``: ``design``, ``model`` (the network's state_dict), the task's extras
+  (``decoder`` for reconstruction) and ``recipe``; read by :func:`zoo.checkpoint.load_trained`;
+* ``metrics.json``: ``design``, ``recipe``, ``task``, ``history`` (one entry per epoch),
+  the task's own metrics (``initial``, ``final``), ``data_seconds`` and ``train_seconds``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
+import sys
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import torch
-from tqdm import tqdm
+from configs import ConfigError, load_design
+from train.run import train_design
+from train.tasks import UnknownRecipeError, UnknownTaskError
 
-from configs import load_design
-from train.data import design_features
-from train.models import FloatMLP, QuantMLP, build_model
+__all__ = ["main", "train_design"]
 
 
-def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor, kind: str,
-                        eps: float) -> torch.Tensor:
-    """EQ-Net stage-1 loss on soft bits (weighted MSE emphasises uncertain bits)."""
-    err = (x - x_hat) ** 2
-    if kind == "mse":
-        return err.mean()
-    if kind == "weighted_mse":
-        # Weight 1/(|x| + eps), normalised so the loss stays on the MSE's scale.
-        w = 1.0 / (x.abs() + eps)
-        return (w * err).sum() / w.sum()
-    raise ValueError(f"unknown loss {kind!r}")
-
-
-def train_design(design: dict[str, Any], recipe: str, out: Path) -> dict[str, Any]:
-    """Train f (the deployed quantized network) with its training-only decoder; save to ``out``."""
-    r = design["train"]["recipes"][recipe]
-    torch.manual_seed(r["seed"])
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    m = design["model"]
-    model: QuantMLP = build_model(design)
-    decoder = FloatMLP(m["out_features"], design["train"]["decoder_hidden"], m["in_features"],
-                       "tanh")
-    t0 = time.time()
-    x_all = torch.from_numpy(design_features(design, r["samples"], seed=r["seed"]))
-    x_val = torch.from_numpy(design_features(design, 20000, seed=r["seed"] + 1))
-    data_s = time.time() - t0
-    params = list(model.parameters()) + list(decoder.parameters())
-    opt = torch.optim.Adam(params, lr=r["lr"])
-    steps = r["epochs"] * (len(x_all) // r["batch_size"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=r["lr"], total_steps=steps)
-    kind, eps = design["train"]["loss"], float(design["train"]["loss_eps"])
-    history = []
-    bar = tqdm(total=steps, desc=f"train {design['name']} ({recipe})", unit="step")
-    for epoch in range(r["epochs"]):
-        model.train()
-        decoder.train()
-        perm = torch.randperm(len(x_all))
-        for i in range(len(x_all) // r["batch_size"]):
-            xb = x_all[perm[i * r["batch_size"]:(i + 1) * r["batch_size"]]]
-            loss = reconstruction_loss(xb, decoder(model(xb)), kind, eps)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-        val = evaluate(model, decoder, x_val, kind, eps)
-        val["epoch"] = epoch + 1
-        history.append(val)
-        bar.write(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in val.items()))
-    bar.close()
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save({"design": design["name"], "model": model.state_dict(),
-                "decoder": decoder.state_dict(), "recipe": recipe}, out / "checkpoint.pt")
-    metrics = {"design": design["name"], "recipe": recipe, "history": history,
-               "data_seconds": round(data_s, 1), "train_seconds": round(time.time() - t0, 1)}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return metrics
-
-
-@torch.no_grad()
-def evaluate(model: QuantMLP, decoder: torch.nn.Module, x: torch.Tensor, kind: str,
-             eps: float) -> dict[str, float]:
-    """Validation loss, soft-bit MSE and the latent codes' empirical entropy (bits/latent)."""
-    model.eval()
-    decoder.eval()
-    z = model(x)
-    x_hat = decoder(z)
-    codes = torch.round(z / model.output_scale).to(torch.int64).numpy()
-    ent = []
-    for c in codes.T:
-        p = np.bincount(c - c.min()) / len(c)
-        p = p[p > 0]
-        ent.append(float(-(p * np.log2(p)).sum()))
-    return {"val_loss": reconstruction_loss(x, x_hat, kind, eps).item(),
-            "val_softbit_mse": torch.mean((x - x_hat) ** 2).item(),
-            "latent_entropy_bits": float(np.mean(ent))}
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--design", required=True)
     ap.add_argument("--recipe", default="short")
     ap.add_argument("--out", type=Path, required=True)
-    a = ap.parse_args()
-    metrics = train_design(load_design(a.design), a.recipe, a.out)
-    print(json.dumps(metrics["history"][-1]))
+    a = ap.parse_args(argv)
+    try:
+        metrics = train_design(load_design(a.design), a.recipe, a.out)
+    except (ConfigError, UnknownTaskError, UnknownRecipeError) as e:
+        print(f"train: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(metrics.get("final") or metrics["history"][-1]))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

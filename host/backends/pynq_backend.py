@@ -3,7 +3,9 @@
 ``pynq.Overlay`` loads the bitstream (its ``.hwh`` beside it), ``pynq.allocate`` gives the
 physically contiguous DMA buffers, and the FINN IODMAs ``idma0``/``odma0`` are programmed
 through their AXI-lite registers (``DefaultIP.read``/``write``), as FINN's PYNQ driver does.
-Off-board it raises :class:`host.driver.BoardUnavailableError` with the reason.
+One input and one output stream (that IODMA pair): a package with several named streams
+is refused first (:class:`host.driver.MultiStreamError`). Off-board it raises
+:class:`host.driver.BoardUnavailableError` with the reason.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from host.driver import BoardUnavailableError, DmaBackend
+from host.driver import BoardUnavailableError, DmaBackend, single_stream
 from host.package import Package
 
 
@@ -25,6 +27,7 @@ class PynqBackend(DmaBackend):
     def __init__(self, package: Package, batch_size: int, bitfile: str | Path | None = None,
                  download: bool = True, idma: str = "idma0", odma: str = "odma0",
                  set_clock: bool = True) -> None:
+        single_stream(package, f"backend {self.name!r}")  # before the overlay is loaded
         try:
             import pynq
         except ImportError as e:

@@ -15,7 +15,9 @@ the IODMAs and DRAM are modelled here, in software:
   address, and both IODMAs report ``ap_done | ap_idle``. Optional random input valid
   gaps and output back-pressure come from the testbench (seeded).
 
-The Verilator binary is built once per package content (cached under ``work``).
+The Verilator binary is built once per package content (cached under ``work``). The
+stitched top has one input and one output AXI stream: a package with several named
+streams is refused before anything is built (:class:`host.driver.MultiStreamError`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from host.driver import (
     REG_CTRL,
     REG_NUM_REPS,
     DmaBackend,
+    single_stream,
 )
 from host.package import Package
 
@@ -283,6 +286,7 @@ class RtlsimBackend(DmaBackend):
 
     def __init__(self, package: Package, batch_size: int, work: str | Path | None = None,
                  sim_seed: int = 1, p_valid: float = 1.0, p_ready: float = 1.0) -> None:
+        single_stream(package, f"backend {self.name!r}")  # before the Verilator build
         p_valid, p_ready = check_probability("p_valid", p_valid), check_probability(
             "p_ready", p_ready)
         binary, rtl = ensure_binary(package, Path(work) if work else None)

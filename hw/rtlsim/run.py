@@ -109,6 +109,7 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
     manifest = json.loads((pkg / "manifest.json").read_text())
     rtl, st = pkg / "rtl", Stages(work)
     part, clock = manifest["part"], manifest["clock_mhz"]
+    family = manifest.get("board_config", {}).get("family")  # the board YAML's key
     t0 = time.time()
 
     k_stitch = _key(pkg / "model_finn.onnx", *_rtl_inputs(rtl), *CODE, part, clock,
@@ -142,15 +143,15 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
 
     res = None
     if do_yosys:
-        k_ys = _key(*code, *dats, part, yosys.PRIMITIVES, Path(yosys.__file__))
+        k_ys = _key(*code, *dats, part, family, yosys.PRIMITIVES, Path(yosys.__file__))
         res = st.run("yosys", k_ys, lambda: yosys.synthesize_top(
-            rtl, files, stitch.TOP, part, manifest["rtl"]["top_layers"], work))
+            rtl, files, stitch.TOP, part, manifest["rtl"]["top_layers"], work, family))
 
     layers_res = None
     if do_yosys:
         k_yl = _key(k_ys, "per-layer")
         layers_res = st.run("yosys_layers", k_yl, lambda: yosys.synthesize_per_layer(
-            rtl, files, part, manifest["rtl"]["top_layers"], work))
+            rtl, files, part, manifest["rtl"]["top_layers"], work, family))
 
     manifest = json.loads((pkg / "manifest.json").read_text())
     manifest.setdefault("verification", {})["rtlsim"] = {

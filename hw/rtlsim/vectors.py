@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from qonnx.core.datatype import DataType
 
+from contract.iospec import Golden
 from hw.verify import execute_codes
 
 EXTRA = "golden_rtlsim.npz"
@@ -33,11 +34,24 @@ def extra_inputs(n: int, dtype: str, features: int, seed: int) -> np.ndarray:
     return x
 
 
+def single_stream(io: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The one input and one output stream of a package (``io`` of its manifest). The
+    stitched top has one AXI stream each way; several named streams are refused by name."""
+    ins, outs = io["inputs"], io["outputs"]
+    if len(ins) != 1 or len(outs) != 1:
+        raise ValueError(
+            f"the RTL stitcher and testbench carry one input and one output stream; this "
+            f"package has inputs {[t['name'] for t in ins]} and outputs "
+            f"{[t['name'] for t in outs]} (several streams need the DAG stitcher)")
+    return ins[0], outs[0]
+
+
 def load_vectors(pkg: Path, io: dict[str, Any], n_min: int, seed: int = 2024
                  ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Inputs and expected output codes: golden.npz first, then the cached/new extension."""
-    g = np.load(pkg / "golden.npz")
-    inputs, outputs = g["inputs"].astype(np.int64), g["outputs"].astype(np.int64)
+    i_io, o_io = single_stream(io)
+    g = Golden.load(pkg / "golden.npz")
+    inputs, outputs = g.inputs[i_io["name"]], g.outputs[o_io["name"]]
     source = {"golden_brevitas": int(len(inputs))}
     need = n_min - len(inputs)
     if need <= 0:
@@ -49,8 +63,8 @@ def load_vectors(pkg: Path, io: dict[str, Any], n_min: int, seed: int = 2024
             ex_in, ex_out = c["inputs"][:need], c["outputs"][:need]
             source["extra_finn_model"] = int(need)
             return (np.concatenate([inputs, ex_in]), np.concatenate([outputs, ex_out]), source)
-    ex_in = extra_inputs(need, io["input"]["datatype"], inputs.shape[1], seed)
-    ex_out = execute_codes(pkg / "model_finn.onnx", ex_in, io["output"]["scale"], "extra")
+    ex_in = extra_inputs(need, i_io["datatype"], inputs.shape[1], seed)
+    ex_out = execute_codes(pkg / "model_finn.onnx", ex_in, o_io.get("scale") or 1.0, "extra")
     np.savez_compressed(cache, inputs=ex_in, outputs=ex_out, seed=seed)
     source["extra_finn_model"] = int(need)
     return np.concatenate([inputs, ex_in]), np.concatenate([outputs, ex_out]), source

@@ -83,7 +83,9 @@ def simulate(binary: str, rtl_dir: Path, io: dict[str, Any], inputs: np.ndarray,
 
     The simulator runs in ``rtl_dir`` so the wrappers' relative .dat paths resolve.
     """
-    i_io, o_io = io["input"], io["output"]
+    from hw.rtlsim.vectors import single_stream
+
+    i_io, o_io = single_stream(io)
     in_beats = int(np.prod(i_io["folded_shape"][:-1]))
     out_beats = int(np.prod(o_io["folded_shape"][:-1]))
     n = len(inputs)

@@ -40,8 +40,14 @@ RESOURCE_CELLS = {
 }
 
 
-def family_of(part: str) -> str:
-    """synth_xilinx -family for an FPGA part (xc7 for Zynq-7000, xcup for UltraScale+)."""
+def family_of(part: str, declared: str | None = None) -> str:
+    """synth_xilinx -family for an FPGA part (xc7 for Zynq-7000, xcup for UltraScale+):
+    the board config's ``family`` where the package records it, else from the part."""
+    if declared:
+        if declared not in set(FAMILY.values()):
+            known = sorted(set(FAMILY.values()))
+            raise ValueError(f"board family {declared!r}: Yosys knows {known}")
+        return declared
     for prefix, fam in FAMILY.items():
         if part.lower().startswith(prefix):
             return fam
@@ -76,16 +82,16 @@ def primitive_stubs(names: list[str] = PRIMITIVES) -> str:
 
 
 def synthesize_top(rtl_dir: Path, files: list[str], top: str, part: str, layers: list[str],
-                   work: Path) -> dict[str, Any]:
+                   work: Path, family: str | None = None) -> dict[str, Any]:
     """The whole stitched top, every layer included (no black boxes).
 
     read_slang elaborates a flat netlist, so the counts are for the whole top. On failure
     the error is recorded with no counts, never a partial count passed as the whole.
     """
     try:
-        return synthesize(rtl_dir, files, top, part, work)
+        return synthesize(rtl_dir, files, top, part, work, family=family)
     except RuntimeError as e:
-        return {"error": " ".join(str(e).splitlines()[-3:]), "family": family_of(part),
+        return {"error": " ".join(str(e).splitlines()[-3:]), "family": family_of(part, family),
                 "part": part, "excluded_modules": [],
                 "label": "Yosys synth_xilinx failed; no counts (see error)"}
 
@@ -106,11 +112,11 @@ def group_of(module: str, layers: list[str]) -> str:
 
 
 def synthesize_per_layer(rtl_dir: Path, files: list[str], part: str, layers: list[str],
-                         work: Path) -> dict[str, Any]:
+                         work: Path, family: str | None = None) -> dict[str, Any]:
     """Every module the top instantiates, synthesized on its own (one Yosys process, one
     ``design -reset`` per module), grouped by layer. Optimization across layer boundaries
     is lost, so the sum can differ a little from the whole-top count."""
-    family = family_of(part)
+    family = family_of(part, family)
     mods = top_instances(rtl_dir / files[-1])
     ys = work / "yosys_layers"
     if ys.exists():
@@ -161,13 +167,14 @@ def classify(cells: dict[str, Any]) -> dict[str, int]:
 
 
 def synthesize(rtl_dir: Path, files: list[str], top: str, part: str, work: Path,
-               blackbox: tuple[str, ...] = (), timeout_s: int = 3600) -> dict[str, Any]:
+               blackbox: tuple[str, ...] = (), timeout_s: int = 3600,
+               family: str | None = None) -> dict[str, Any]:
     """synth_xilinx the top; returns cell counts by resource class (pre-place-and-route).
 
     ``blackbox`` names modules left out of the count (kept as black boxes). No I/O
     buffers (``-noiopad``): an out-of-context count, like FINN's.
     """
-    family = family_of(part)
+    family = family_of(part, family)
     ys = work / "yosys"
     if ys.exists():
         shutil.rmtree(ys)

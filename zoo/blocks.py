@@ -1,10 +1,13 @@
-"""Quantization-aware Brevitas networks built from a design configuration.
+"""Quantization-aware Brevitas building blocks, and the MLP network of EQ-Net's f_Q.
 
 Every scale in these networks is a power of two (Brevitas fixed-point quantizers)
 and every bias lives on its layer's accumulator scale. With that, the float32
 arithmetic of the Brevitas model is exact, so rounding ties are real ties and the
 integer thresholds FINN derives reproduce them exactly (see hw.transforms for the
 tie rule). This is part of the integer contract, not an optimisation.
+
+Every deployable network implements the contract of :mod:`zoo.network`: ``iospec()``,
+``output_codes(**codes) -> {name: codes}`` and ``forward(*floats)`` in input order.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from brevitas.quant import (
     Uint8ActPerTensorFixedPoint,
 )
 from torch import nn
+
+from contract.iospec import IOSpec, TensorSpec
 
 OUTPUT_ACTIVATIONS: dict[str, type[nn.Module] | None] = {
     "tanh": nn.Tanh,
@@ -60,8 +65,17 @@ def quant_linear(in_f: int, out_f: int, weight_bits: int, bias_bits: int) -> Qua
     )
 
 
+def code_datatype(bits: int, signed: bool = True) -> str:
+    """FINN datatype name of ``bits``-bit codes."""
+    return f"{'' if signed else 'U'}INT{bits}"
+
+
 class QuantMLP(nn.Module):
-    """Input quantizer -> [QuantLinear -> QuantReLU]* -> QuantLinear -> act -> output quantizer."""
+    """Input quantizer -> [QuantLinear -> QuantReLU]* -> QuantLinear -> act -> output quantizer.
+
+    One named input ``cfg["input_name"]`` (default ``x``), (N, in_features) and one named
+    output ``cfg["output_name"]`` (default ``y``), (N, out_features).
+    """
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__()
@@ -85,16 +99,29 @@ class QuantMLP(nn.Module):
                                                  oq.get("signed", True), oq.get("narrow", False))
         self.input_scale = 2.0 ** iq["scale_log2"]
         self.output_scale = 2.0 ** oq["scale_log2"]
+        self.cfg = cfg
+
+    def iospec(self) -> IOSpec:
+        """The declared contract: one INT input with its scale, one INT output."""
+        c, iq, oq = self.cfg, self.cfg["input_quant"], self.cfg["out_quant"]
+        return IOSpec(
+            (TensorSpec(c.get("input_name", "x"), (c["in_features"],),
+                        code_datatype(iq["bits"]), scale=self.input_scale),),
+            (TensorSpec(c.get("output_name", "y"), (c["out_features"],),
+                        code_datatype(oq["bits"]), scale=self.output_scale),))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Float in (already on the input grid or not), dequantized float out."""
+        """(N, in_features) floats (on the input grid or not) -> (N, out_features) dequantized."""
         return self.output_quant(self.body(self.input_quant(x))).value
 
     @torch.no_grad()
-    def output_codes(self, input_codes: torch.Tensor) -> torch.Tensor:
-        """Integer input codes -> integer output codes: the reference of the integer contract."""
-        out = self.output_quant(self.body(self.input_quant(input_codes * self.input_scale)))
-        return out.int()
+    def output_codes(self, **codes: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named integer input codes -> named integer output codes: the reference of the
+        integer contract. (N, in_features) -> {output: (N, out_features)}."""
+        spec = self.iospec()
+        x = codes[spec.inputs[0].name]
+        out = self.output_quant(self.body(self.input_quant(x * self.input_scale)))
+        return {spec.outputs[0].name: out.int()}
 
 
 class FloatMLP(nn.Module):
@@ -115,8 +142,3 @@ class FloatMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
-
-def build_model(design: dict[str, Any]) -> QuantMLP:
-    """The deployable quantized network of a design."""
-    return QuantMLP(design["model"])

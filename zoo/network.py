@@ -1,0 +1,204 @@
+"""The deployable-network contract, and a network of named inputs, dense paths and heads.
+
+Every deployable network (this module's :class:`QuantNet`, :class:`zoo.blocks.QuantMLP`)
+declares:
+
+* ``iospec() -> contract.iospec.IOSpec``: named inputs and outputs, in graph order, each
+  with its shape, integer datatype and scale or codebook;
+* ``output_codes(**codes) -> {output name: (N, features) int codes}``: the integer
+  reference of the contract (Brevitas, exact);
+* ``forward(*x)``: float inputs in input order -> float outputs (one tensor, or a tuple
+  in output order): what training and the float path use.
+
+A :class:`QuantNet` is built from blocks: one fixed power-of-two input quantizer per
+named input, a dense stack per path (``QuantLinear`` + optional BatchNorm + ``QuantReLU``
+hidden layers, a final ``QuantLinear``), and one head per named output: a Tanh/Sigmoid
+or no activation followed by a fixed quantizer (:class:`QuantHead`), or by a fine
+quantizer and a learned codebook (:class:`CodebookHead`, an index per value; the levels
+travel in the I/O spec).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from brevitas.nn import QuantReLU
+from brevitas.quant import Uint8ActPerTensorFixedPoint
+from torch import nn
+
+from contract.iospec import IOSpec, TensorSpec
+from zoo.blocks import OUTPUT_ACTIVATIONS, code_datatype, fixed_quant_identity, quant_linear
+
+
+class DenseStack(nn.Module):
+    """(N, in_f) QuantTensor -> [QuantLinear (-> BatchNorm) -> QuantReLU]* -> QuantLinear:
+    (N, out_f) float pre-activations on the accumulator grid."""
+
+    def __init__(self, in_f: int, hidden: list[int], out_f: int, weight_bits: int,
+                 act_bits: int, bias_bits: int = 16, batch_norm: bool = False) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = in_f
+        for h in hidden:
+            layers.append(quant_linear(width, h, weight_bits, bias_bits))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(h))
+            layers.append(QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, bit_width=act_bits,
+                                    return_quant_tensor=True))
+            width = h
+        layers.append(quant_linear(width, out_f, weight_bits, bias_bits))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Any) -> torch.Tensor:
+        return self.layers(x)
+
+
+class QuantHead(nn.Module):
+    """Output head: activation (tanh | sigmoid | none) -> fixed power-of-two quantizer.
+    Codes: (N, F) INT``bits``; value = code * 2**scale_log2."""
+
+    def __init__(self, activation: str, bits: int, scale_log2: int,
+                 narrow: bool = False) -> None:
+        super().__init__()
+        act = OUTPUT_ACTIVATIONS[activation]
+        self.act = act() if act is not None else nn.Identity()
+        self.quant = fixed_quant_identity(bits, scale_log2, True, narrow)
+        self.bits, self.scale = bits, 2.0 ** scale_log2
+
+    def quantized(self, y: torch.Tensor) -> Any:
+        return self.quant(self.act(y))
+
+    def value(self, y: torch.Tensor) -> torch.Tensor:
+        return self.quantized(y).value
+
+    def codes(self, y: torch.Tensor) -> torch.Tensor:
+        return self.quantized(y).int()
+
+    def spec(self, name: str, features: int) -> TensorSpec:
+        return TensorSpec(name, (features,), code_datatype(self.bits), scale=self.scale)
+
+
+class CodebookHead(QuantHead):
+    """A learned non-uniform quantizer: activation -> fine fixed quantizer (codes c) ->
+    index = #{boundaries b_j < c} into ``levels`` (float values, sorted).
+
+    Boundaries sit between fine codes (at c + 1/2), so the index is an exact function of
+    the integer fine code: ``count(c > floor(b_j))``. ``fit`` places them at the midpoints
+    of k-means levels (scikit-learn), as EQ-Net's latent quantizer does.
+    Codes: (N, F) UINTk indices, k = ceil(log2(levels)).
+    """
+
+    def __init__(self, activation: str, bits: int, scale_log2: int, levels: int,
+                 narrow: bool = False) -> None:
+        super().__init__(activation, bits, scale_log2, narrow)
+        if levels < 2:
+            raise ValueError("a codebook needs at least 2 levels")
+        self.n_levels = levels
+        init = torch.linspace(-1, 1, levels) * (2 ** (bits - 1) - 1) * self.scale
+        self.register_buffer("levels", init)
+        self.register_buffer("boundaries", self._midpoint_codes(init))
+
+    def _midpoint_codes(self, levels: torch.Tensor) -> torch.Tensor:
+        """Boundary j between levels j and j+1, as floor(midpoint / scale): an integer."""
+        mid = (levels[1:] + levels[:-1]) / 2
+        return torch.floor(mid / self.scale)
+
+    @property
+    def index_bits(self) -> int:
+        return max(1, int(self.n_levels - 1).bit_length())
+
+    @torch.no_grad()
+    def fit(self, values: torch.Tensor, seed: int = 0) -> None:
+        """Fit the levels to fine-quantized ``values`` (N,) by k-means (scikit-learn)."""
+        from sklearn.cluster import KMeans
+
+        v = values.reshape(-1, 1).double().cpu().numpy()
+        km = KMeans(self.n_levels, n_init=4, random_state=seed).fit(v)
+        levels = torch.sort(torch.as_tensor(km.cluster_centers_.ravel()))[0].float()
+        self.levels.copy_(levels)
+        self.boundaries.copy_(self._midpoint_codes(levels))
+
+    def codes(self, y: torch.Tensor) -> torch.Tensor:
+        fine = super().codes(y).to(torch.int64)
+        return (fine.unsqueeze(-1) > self.boundaries.to(torch.int64)).sum(-1).int()
+
+    def value(self, y: torch.Tensor) -> torch.Tensor:
+        return self.levels[self.codes(y).long()]
+
+    def spec(self, name: str, features: int) -> TensorSpec:
+        return TensorSpec(name, (features,), code_datatype(self.index_bits, signed=False),
+                          codebook=tuple(float(v) for v in self.levels), post="codebook")
+
+    def thresholds(self) -> list[float]:
+        """The index's thresholds on the fine quantizer's *dequantized* values: the
+        exported MultiThreshold (``value >= (b + 1/2) * scale``)."""
+        return [float((b + 0.5) * self.scale) for b in self.boundaries]
+
+
+class QuantNet(nn.Module):
+    """Named inputs -> one dense path per output -> one head per output.
+
+    ``inputs``: ordered ``{name: {features, bits, scale_log2}}``; ``paths``: ordered
+    ``{output name: {from: input name, hidden, out_features, head: {...}}}``.
+    Input i: (N, features_i); output j: (N, out_features_j).
+    """
+
+    def __init__(self, inputs: dict[str, dict[str, Any]], paths: dict[str, dict[str, Any]],
+                 weight_bits: int, act_bits: int, bias_bits: int = 16,
+                 batch_norm: bool = False) -> None:
+        super().__init__()
+        self.input_decl = inputs
+        self.input_quant = nn.ModuleDict({
+            n: fixed_quant_identity(d["bits"], d["scale_log2"]) for n, d in inputs.items()})
+        self.sources = {o: p["from"] for o, p in paths.items()}
+        for o, src in self.sources.items():
+            if src not in inputs:
+                raise ValueError(f"path {o!r} reads input {src!r}; inputs: {list(inputs)}")
+        self.stacks = nn.ModuleDict({
+            o: DenseStack(inputs[p["from"]]["features"], list(p.get("hidden", [])),
+                          p["out_features"], weight_bits, act_bits, bias_bits, batch_norm)
+            for o, p in paths.items()})
+        self.heads = nn.ModuleDict({o: _head(p["head"]) for o, p in paths.items()})
+        self.out_features = {o: p["out_features"] for o, p in paths.items()}
+
+    def iospec(self) -> IOSpec:
+        ins = tuple(TensorSpec(n, (d["features"],), code_datatype(d["bits"]),
+                               scale=2.0 ** d["scale_log2"])
+                    for n, d in self.input_decl.items())
+        outs = tuple(self.heads[o].spec(o, self.out_features[o]) for o in self.heads)
+        return IOSpec(ins, outs)
+
+    def _pre(self, xs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        q = {n: self.input_quant[n](x) for n, x in xs.items()}
+        return {o: self.stacks[o](q[src]) for o, src in self.sources.items()}
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """Floats in input order -> float outputs in output order (codebook values)."""
+        pre = self._pre(dict(zip(self.input_quant, xs, strict=True)))
+        out = tuple(self.heads[o].value(pre[o]) for o in self.heads)
+        return out[0] if len(out) == 1 else out
+
+    def export_forward(self, *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """What the QONNX export traces: each head's quantizer output (for a codebook head
+        the fine quantizer's; export appends the index thresholds)."""
+        pre = self._pre(dict(zip(self.input_quant, xs, strict=True)))
+        return tuple(self.heads[o].quantized(pre[o]) for o in self.heads)
+
+    @torch.no_grad()
+    def output_codes(self, **codes: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named integer input codes -> named integer output codes (the contract's reference)."""
+        xs = {n: codes[n] * 2.0 ** d["scale_log2"] for n, d in self.input_decl.items()}
+        pre = self._pre(xs)
+        return {o: self.heads[o].codes(pre[o]) for o in self.heads}
+
+
+def _head(cfg: dict[str, Any]) -> QuantHead:
+    kind = cfg.get("kind", "quant")
+    common = {"activation": cfg.get("activation", "none"), "bits": cfg["bits"],
+              "scale_log2": cfg["scale_log2"], "narrow": cfg.get("narrow", False)}
+    if kind == "quant":
+        return QuantHead(**common)
+    if kind == "codebook":
+        return CodebookHead(levels=cfg["levels"], **common)
+    raise ValueError(f"head kind {kind!r}: quant or codebook")
