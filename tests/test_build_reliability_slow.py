@@ -65,9 +65,10 @@ def alt_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return alt
 
 
-@pytest.fixture(scope="module")
-def good_pkg(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return Path(shutil.copytree(PKG, tmp_path_factory.mktemp("good") / "pkg"))
+@pytest.fixture
+def good_pkg(tmp_path: Path) -> Path:
+    """A fresh copy of the built default package, alone in its folder."""
+    return Path(shutil.copytree(PKG, tmp_path / "good" / "pkg"))
 
 
 @pytest.mark.parametrize("fault", ["step_hw_codegen:SIGKILL", "step_streamline_half_even:SIGINT"])
