@@ -396,11 +396,18 @@ class PathConfig(_Strict):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True,
                               serialize_by_alias=True)
 
-    from_: Annotated[str, Field(strict=True, min_length=1)] = _f(
-        "the name of one of model.inputs", "The input this path reads.", alias="from")
+    from_: Annotated[str, Field(strict=True, min_length=1)] | list[
+        Annotated[str, Field(strict=True, min_length=1)]] = _f(
+        "the name of one of model.inputs, or a list of 2 or more of them with the same bits "
+        "and scale_log2 (concatenated through one shared quantizer)",
+        "The input(s) this path reads.", alias="from")
     hidden: list[PositiveInt] = _f(
         "a list of integers >= 1 (may be empty: one QuantLinear)",
         "Widths of the hidden layers (QuantLinear + QuantReLU each).")
+    residual_blocks: Annotated[int, Field(strict=True, ge=0, le=16)] = _f(
+        "an integer 0..16 (default 0); needs at least one hidden layer",
+        "Residual blocks after the hidden layers: x -> q(x + Linear(ReLU-q(Linear(x)))) at "
+        "the last hidden width, both adds on one shared quantizer.", default=0)
     out_features: PositiveInt = _f("integer >= 1", "Features of this output.")
     head: HeadConfig = _f("a mapping with kind, activation, bits, scale_log2 (narrow, levels)",
                           "The output head.")
@@ -436,9 +443,20 @@ class PathsModel(_Strict):
                 raise _cross(f"paths.{o}", f"output name {o!r} is also an input name",
                              "names unique across inputs and outputs")
         for o, p in self.paths.items():
-            if p.from_ not in self.inputs:
-                raise _cross(f"paths.{o}.from", f"{p.from_!r} is not an input",
-                             _choices(self.inputs))
+            srcs = [p.from_] if isinstance(p.from_, str) else p.from_
+            for src in srcs:
+                if src not in self.inputs:
+                    raise _cross(f"paths.{o}.from", f"{src!r} is not an input",
+                                 _choices(self.inputs))
+            if not isinstance(p.from_, str):
+                grids = {(self.inputs[i].bits, self.inputs[i].scale_log2) for i in srcs}
+                if len(srcs) < 2 or len(set(srcs)) != len(srcs) or len(grids) != 1:
+                    raise _cross(f"paths.{o}.from", f"{srcs} cannot be concatenated",
+                                 "2 or more distinct inputs with the same bits and "
+                                 "scale_log2 (one shared quantizer)")
+            if p.residual_blocks and not p.hidden:
+                raise _cross(f"paths.{o}.residual_blocks", "residual blocks need a hidden "
+                             "layer", "hidden with at least one width")
         return self
 
 

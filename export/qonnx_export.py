@@ -92,6 +92,25 @@ def _append_codebook(model: ModelWrapper, out: str, head: CodebookHead, features
     model.graph.output[[o.name for o in model.graph.output].index(fine)].name = out
 
 
+def settle_runtime_scales(model: nn.Module) -> int:
+    """Freeze every activation scale that is still collecting statistics (Brevitas'
+    ParameterFromRuntimeStatsScaling before its collect_stats_steps training steps, 300 by
+    default): eval mode then reads the running buffer, but QONNX export reads the
+    parameter, so the exported model computes other codes than the Brevitas model it came
+    from (measured: 4 calibration steps, 2,483 of 9,000 codes differ; a checkpoint round
+    trip does the same freezing, which is why trained runs were exact). Returns how many
+    scales were frozen (the value eval mode was already using)."""
+    from brevitas.core.scaling.standalone import ParameterFromRuntimeStatsScaling
+
+    n = 0
+    for m in model.modules():
+        if isinstance(m, ParameterFromRuntimeStatsScaling) and \
+                m.counter <= m.collect_stats_steps:
+            m.init_scale()
+            n += 1
+    return n
+
+
 def export_codes_model(model: nn.Module, path: Path) -> ModelWrapper:
     """Export ``model`` (the zoo.network contract) to a QONNX file at ``path`` with
     integer-code graph inputs, both named as in ``model.iospec()``, and the I/O spec
@@ -100,11 +119,16 @@ def export_codes_model(model: nn.Module, path: Path) -> ModelWrapper:
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = path.with_suffix(".brevitas.onnx")
     model.eval()
+    settle_runtime_scales(model)
     args = tuple(torch.zeros(1, t.features) for t in spec.inputs)
     # TorchScript exporter: the dynamo path fails on QuantTensor (.value on FakeTensor).
     export_qonnx(_ExportView(model) if hasattr(model, "export_forward") else model,
                  input_t=args if len(args) > 1 else args[0], export_path=str(raw),
                  dynamo=False)
+    # brevitas 0.13.4's export_qonnx leaves the network in training mode: every later use
+    # (golden codes, reference checks) would then update BatchNorm statistics and compute
+    # with batch statistics (measured: 95% of a BatchNorm net's codes off).
+    model.eval()
     mw = cleanup_model(ModelWrapper(str(raw)))
     for graph_in in list(mw.graph.input):
         input_quant_to_codes(mw, graph_in.name)

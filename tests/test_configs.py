@@ -277,8 +277,8 @@ LAYOUT_CASES: list[tuple[str, str, Callable[[dict[str, Any]], None], str, list[s
     ("from-unknown", TWO_IO, _path("p", **{"from": "c"}), "model.paths.p.from",
      ["'c' is not an input", "allowed: 'a' or 'b'"]),
     ("from-typo", TWO_IO, _form_typo, "model.paths.p.form",
-     ["unknown key (did you mean 'from'?)", "allowed keys here: from, hidden, out_features, "
-      "head"]),
+     ["unknown key (did you mean 'from'?)", "allowed keys here: from, hidden, "
+      "residual_blocks, out_features, head"]),
     ("levels-on-quant", TWO_IO, _head("p", levels=8), "model.paths.p.head.levels",
      ["given for a 'quant' head", "omit it, or kind: codebook"]),
     ("codebook-no-levels", CODEBOOK, lambda d: d["model"]["paths"]["y"]["head"].pop("levels"),

@@ -12,7 +12,9 @@ declares:
 
 A :class:`QuantNet` is built from blocks: one fixed power-of-two input quantizer per
 named input, a dense stack per path (``QuantLinear`` + optional BatchNorm + ``QuantReLU``
-hidden layers, a final ``QuantLinear``), and one head per named output: a Tanh/Sigmoid
+hidden layers, optional residual blocks with a shared quantizer, a final
+``QuantLinear``) reading one input or several concatenated through one shared quantizer
+(paths reading the same input are parallel branches), and one head per named output: a Tanh/Sigmoid
 or no activation followed by a fixed quantizer (:class:`QuantHead`), or by a fine
 quantizer and a learned codebook (:class:`CodebookHead`, an index per value; the levels
 travel in the I/O spec).
@@ -31,12 +33,36 @@ from contract.iospec import IOSpec, TensorSpec
 from zoo.blocks import OUTPUT_ACTIVATIONS, code_datatype, fixed_quant_identity, quant_linear
 
 
+def _relu(bits: int) -> QuantReLU:
+    return QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, bit_width=bits,
+                     return_quant_tensor=True)
+
+
+class ResidualBlock(nn.Module):
+    """(N, W) QuantTensor x -> q(x + Linear(q(Linear(x)))): (N, W) QuantTensor. The sum's
+    quantizer is shared by both summands' grids (ReLU-quantized, the same bits), so the
+    add is exact on the accumulator grid, as a FINN join needs."""
+
+    def __init__(self, width: int, weight_bits: int, act_bits: int, bias_bits: int) -> None:
+        super().__init__()
+        self.fc1 = quant_linear(width, width, weight_bits, bias_bits)
+        self.act = _relu(act_bits)
+        self.fc2 = quant_linear(width, width, weight_bits, bias_bits)
+        self.out = _relu(act_bits)
+
+    def forward(self, x: Any) -> Any:
+        skip = x.value if hasattr(x, "value") else x
+        return self.out(skip + self.fc2(self.act(self.fc1(x))))
+
+
 class DenseStack(nn.Module):
-    """(N, in_f) QuantTensor -> [QuantLinear (-> BatchNorm) -> QuantReLU]* -> QuantLinear:
-    (N, out_f) float pre-activations on the accumulator grid."""
+    """(N, in_f) QuantTensor -> [QuantLinear (-> BatchNorm) -> QuantReLU]* ->
+    [ResidualBlock]* -> QuantLinear: (N, out_f) float pre-activations on the accumulator
+    grid."""
 
     def __init__(self, in_f: int, hidden: list[int], out_f: int, weight_bits: int,
-                 act_bits: int, bias_bits: int = 16, batch_norm: bool = False) -> None:
+                 act_bits: int, bias_bits: int = 16, batch_norm: bool = False,
+                 residual_blocks: int = 0) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = in_f
@@ -44,9 +70,12 @@ class DenseStack(nn.Module):
             layers.append(quant_linear(width, h, weight_bits, bias_bits))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(h))
-            layers.append(QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, bit_width=act_bits,
-                                    return_quant_tensor=True))
+            layers.append(_relu(act_bits))
             width = h
+        if residual_blocks and not hidden:
+            raise ValueError("residual blocks need a hidden layer before them")
+        layers += [ResidualBlock(width, weight_bits, act_bits, bias_bits)
+                   for _ in range(residual_blocks)]
         layers.append(quant_linear(width, out_f, weight_bits, bias_bits))
         self.layers = nn.Sequential(*layers)
 
@@ -151,13 +180,25 @@ class QuantNet(nn.Module):
         self.input_decl = inputs
         self.input_quant = nn.ModuleDict({
             n: fixed_quant_identity(d["bits"], d["scale_log2"]) for n, d in inputs.items()})
-        self.sources = {o: p["from"] for o, p in paths.items()}
-        for o, src in self.sources.items():
-            if src not in inputs:
-                raise ValueError(f"path {o!r} reads input {src!r}; inputs: {list(inputs)}")
+        # Each path reads one input, or several concatenated through one shared quantizer.
+        self.sources = {o: [p["from"]] if isinstance(p["from"], str) else list(p["from"])
+                        for o, p in paths.items()}
+        self.concat_quant = nn.ModuleDict()
+        for o, srcs in self.sources.items():
+            for src in srcs:
+                if src not in inputs:
+                    raise ValueError(f"path {o!r} reads input {src!r}; inputs: {list(inputs)}")
+            if len(srcs) > 1:
+                grids = {(inputs[i]["bits"], inputs[i]["scale_log2"]) for i in srcs}
+                if len(grids) != 1:
+                    raise ValueError(f"path {o!r}: inputs {srcs} are on different grids; a "
+                                     "concatenation needs one shared quantizer")
+                bits, log2 = grids.pop()
+                self.concat_quant[o] = fixed_quant_identity(bits, log2)
         self.stacks = nn.ModuleDict({
-            o: DenseStack(inputs[p["from"]]["features"], list(p.get("hidden", [])),
-                          p["out_features"], weight_bits, act_bits, bias_bits, batch_norm)
+            o: DenseStack(sum(inputs[i]["features"] for i in self.sources[o]),
+                          list(p.get("hidden", [])), p["out_features"], weight_bits, act_bits,
+                          bias_bits, batch_norm, p.get("residual_blocks", 0))
             for o, p in paths.items()})
         self.heads = nn.ModuleDict({o: _head(p["head"]) for o, p in paths.items()})
         self.out_features = {o: p["out_features"] for o, p in paths.items()}
@@ -171,7 +212,14 @@ class QuantNet(nn.Module):
 
     def _pre(self, xs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         q = {n: self.input_quant[n](x) for n, x in xs.items()}
-        return {o: self.stacks[o](q[src]) for o, src in self.sources.items()}
+        out = {}
+        for o, srcs in self.sources.items():
+            if len(srcs) == 1:
+                x = q[srcs[0]]
+            else:  # concatenation on one grid, re-quantized by the shared quantizer (exact)
+                x = self.concat_quant[o](torch.cat([q[s].value for s in srcs], dim=-1))
+            out[o] = self.stacks[o](x)
+        return out
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """Floats in input order -> float outputs in output order (codebook values)."""
