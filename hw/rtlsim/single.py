@@ -28,12 +28,12 @@ def layer_io(node: Any) -> dict[str, Any]:
     """The io contract (hw.rtlsim.verilate's packing) of one layer's two streams."""
     inst = getCustomOp(node)
     return {
-        "input": {"datatype": inst.get_input_datatype().name,
-                  "folded_shape": list(inst.get_folded_input_shape()),
-                  "stream_width_bits": int(inst.get_instream_width())},
-        "output": {"datatype": inst.get_output_datatype().name,
-                   "folded_shape": list(inst.get_folded_output_shape()),
-                   "stream_width_bits": int(inst.get_outstream_width())},
+        "inputs": [{"name": "in0", "datatype": inst.get_input_datatype().name,
+                    "folded_shape": list(inst.get_folded_input_shape()),
+                    "stream_width_bits": int(inst.get_instream_width())}],
+        "outputs": [{"name": "out0", "datatype": inst.get_output_datatype().name,
+                     "folded_shape": list(inst.get_folded_output_shape()),
+                     "stream_width_bits": int(inst.get_outstream_width())}],
     }
 
 
