@@ -12,6 +12,9 @@ Board side (numpy, plus pynq on a board; numpy 1.x and 2.x):
                    streams, batching, the IODMA buffer/register sequence of FINN's PYNQ
                    driver
 ``host.backends.pynq_backend``  the board: ``pynq.Overlay``, ``pynq.allocate``, IODMA MMIO
+``host.integer`` / ``host.backends.integer``  the package's integer graph (MVAU,
+                   Thresholding) executed in numpy, bit-exact with the RTL: the hardware
+                   model in the link loop and the fair CPU baseline (``backend="integer"``)
 
 Development side (torch, FINN, Verilator; never imported on the board):
 

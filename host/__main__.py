@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     v = sub.add_parser("verify", help="bit-exactness on golden + fresh channel vectors")
     v.add_argument("package", type=Path)
-    v.add_argument("--backend", default="auto", choices=["auto", "pynq", "rtlsim", "reference"])
+    v.add_argument("--backend", default="auto",
+                   choices=["auto", "pynq", "rtlsim", "reference", "integer"],
+                   help="integer: the package's FINN graph in numpy (host.integer)")
     v.add_argument("--board", default=None,
                    help="refuse a package built for another board (e.g. pynq-z2)")
     v.add_argument("--vectors", type=int_at_least(0), default=20000,

@@ -7,6 +7,10 @@ Measured in one run, at batch sizes 1, 16, 256, 8192 (EQ-Net Table I):
 * ``brevitas``: the trained QAT model (fake-quantized float forward,
   :func:`export.reference.load_brevitas`);
   each on the CPU and, where available, on CUDA: median latency per call, vectors/s;
+* ``integer``: the package's FINN graph executed bit-exactly in numpy
+  (:class:`host.integer.IntegerModel`, the ``integer`` backend's executor; BLAS limited
+  to ``--threads`` threads by threadpoolctl where installed): latency per call (batch 1:
+  the executor's latency), vectors/s;
 * ``fpga``: the accelerator's RTL (Verilator, full-rate streams) through the driver's
   buffer/register sequence: cycles from the first input beat accepted to the last output
   beat, at the board clock (DMA set-up and PS overheads are not included); on a board
@@ -81,6 +85,32 @@ def torch_rows(design_name: str, x: np.ndarray, batches: list[int],
                              "vectors_per_s": b / t["latency_s"]})
             model.to("cpu")
     return rows
+
+
+def integer_rows(package: Any, x: np.ndarray, batches: list[int], min_time: float,
+                 threads: int = 1) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The integer executor (:mod:`host.integer`) on the same vectors (as codes), one
+    row per batch size; its steps and how the BLAS threads were limited. Its codes on
+    the largest batch are checked against :meth:`host.integer.IntegerModel.run_plain`."""
+    from host.integer import load_package_model, thread_limit
+
+    model = load_package_model(package)
+    stream_in, _ = single_stream(package, "host bench")
+    codes = {stream_in.name: stream_in.to_codes(x)}
+    restore, how = thread_limit(threads)
+    rows = []
+    try:
+        got, want = model.run(codes), model.run_plain(codes)
+        if any(not np.array_equal(got[k], want[k]) for k in want):
+            raise RuntimeError("integer executor: codes differ from run_plain")
+        for b in batches:
+            cb = {k: np.ascontiguousarray(v[:b]) for k, v in codes.items()}
+            t = time_call(lambda cb=cb: model.run(cb), min_time)
+            rows.append({"backend": "integer", "device": f"cpu-numpy-{threads}t", "batch": b,
+                         **t, "vectors_per_s": b / t["latency_s"]})
+    finally:
+        restore()
+    return rows, {"threads": how, "steps": model.describe()}
 
 
 def fpga_rows(package: Any, x: np.ndarray, batches: list[int], backend: str,
@@ -205,8 +235,11 @@ def run_bench(package: Path, out: Path, batches: list[int], min_time: float,
                       cache_dir=None)[stream_in.name]
     x = np.ascontiguousarray(x, np.float32)
     rows = torch_rows(design["name"], x, batches, min_time)
+    irows, integer = integer_rows(pkg, x, batches, min_time, threads)
+    rows += irows
     frows, facts = fpga_rows(pkg, x, batches, backend, min_time)
     rows += frows
+    facts["integer"] = integer
     rat = ratios(rows, facts)
     env = {"python": platform.python_version(), "torch": torch.__version__,
            "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or

@@ -40,7 +40,7 @@ REG_ADDR_LO = 0x10    # DMA buffer address, low 32 bits
 REG_ADDR_HI = 0x14    # DMA buffer address, high 32 bits
 REG_NUM_REPS = 0x1C   # vectors in this transfer
 AP_START, AP_DONE, AP_IDLE = 0x1, 0x2, 0x4
-BACKENDS = ("pynq", "rtlsim", "reference")
+BACKENDS = ("pynq", "rtlsim", "reference", "integer")
 
 
 class BoardUnavailableError(RuntimeError):
@@ -196,6 +196,9 @@ def make_backend(name: str | type[Backend], package: Package, batch_size: int,
     if name == "reference":
         from host.backends.reference import ReferenceBackend
         return ReferenceBackend(package, batch_size, **opts)
+    if name == "integer":
+        from host.backends.integer import IntegerBackend
+        return IntegerBackend(package, batch_size, **opts)
     raise ValueError(f"unknown backend {name!r}; choose from auto, {', '.join(BACKENDS)}")
 
 

@@ -26,7 +26,8 @@ from tests.test_host_package import MULTI, fake_package, weights
 REPO = Path(__file__).resolve().parent.parent
 REQS = REPO / "host" / "requirements-board.txt"
 BOARD_MODULES = ["contract.seal", "contract.iospec", "host", "host.package", "host.onnx_facts",
-                 "host.codec", "host.driver", "host.verify", "host.backends.pynq_backend"]
+                 "host.codec", "host.driver", "host.verify", "host.backends.pynq_backend",
+                 "host.integer", "host.backends.integer"]
 FORBIDDEN = ["torch", "finn", "qonnx", "brevitas", "hw", "onnx", "train", "export"]
 
 SCRIPT = r"""
