@@ -89,3 +89,12 @@ verify: setup
 
 bench-host: setup
 	$(PY) -m host bench $(PKG) --out results/host
+
+# Monte-Carlo BLER/BER sweep on Ray (local instance by default; ADDRESS=host:port joins a
+# cluster; WORKERS=N limits the chunks run at once). Resumable: re-run after an interrupt.
+SWEEP ?= configs/sweeps/$(DESIGN).yaml
+SWEEP_OUT ?= results/sweeps
+.PHONY: sweep
+sweep: setup
+	$(PY) -m sweep $(SWEEP) --out $(SWEEP_OUT) $(if $(WORKERS),--workers $(WORKERS)) \
+	  $(if $(ADDRESS),--address $(ADDRESS))

@@ -43,7 +43,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -239,17 +239,24 @@ class SyntheticTeacherData(_Strict):
 DATA_KINDS = {"mimo_llr": MimoLlrData, "synthetic_teacher": SyntheticTeacherData}
 
 
-def _data_tag(v: Any) -> str | None:
-    """Discriminator of ``data``: its ``kind`` (None: missing; a non-mapping goes to the
-    first kind, which reports 'a mapping'; a validated model: its own kind, for dumps)."""
-    if isinstance(v, BaseModel):
-        return getattr(v, "kind", None)
-    if not isinstance(v, dict):
-        return "mimo_llr"
-    kind = v.get("kind")
-    if kind is None:
-        return None
-    return kind if isinstance(kind, str) else "\0not-a-string"
+def tag_by(key: str, default: str) -> Callable[[Any], str | None]:
+    """A pydantic discriminator reading ``key`` (None: missing; a non-mapping goes to
+    ``default``, which reports 'a mapping'; a validated model: its own value, for dumps)."""
+
+    def tag(v: Any) -> str | None:
+        if isinstance(v, BaseModel):
+            return getattr(v, key, None)
+        if not isinstance(v, dict):
+            return default
+        value = v.get(key)
+        if value is None:
+            return None
+        return value if isinstance(value, str) else "\0not-a-string"
+
+    return tag
+
+
+_data_tag = tag_by("kind", "mimo_llr")
 
 
 DataConfig = Annotated[

@@ -5,11 +5,14 @@ Layers (DESIGN.md, section 1):
 
 * the floor: ``configs``, ``contract`` (numpy and the standard library only: it runs on
   the board), ``zoo`` (the model zoo) and ``phy`` import no stage;
-* the stages ``train``, ``export``, ``hw``, ``host`` import the floor, never each other,
-  except the documented paths in :data:`ALLOWED`: the host's reference path (the Brevitas
-  model, its float twin and QONNX execution, for ``host verify``/``bench`` and the
-  ``reference`` backend) and the simulated board (the ``rtlsim`` backend drives the
-  package's RTL through hw.rtlsim's stitcher and Verilator build).
+* the stages ``train``, ``export``, ``hw``, ``host``, ``sweep`` import the floor, never
+  each other, except the documented paths in :data:`ALLOWED`: the host's reference path
+  (the Brevitas model, its float twin and QONNX execution, for ``host verify``/``bench``
+  and the ``reference`` backend), the simulated board (the ``rtlsim`` backend drives the
+  package's RTL through hw.rtlsim's stitcher and Verilator build), and the sweep's
+  processing (``sweep/processing.py``: the trained f_Q and its float twin through
+  ``export.reference``, the built package through the driver API ``host.driver`` /
+  ``host.package``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ("train", "export", "hw", "host")
+STAGES = ("train", "export", "hw", "host", "sweep")
 FLOOR = ("configs", "contract", "zoo", "phy")
 # (importing file, imported module prefix): the documented cross-stage paths.
 ALLOWED = {
@@ -31,6 +34,10 @@ ALLOWED = {
     ("host/bench.py", "export.reference"),
     ("host/bench.py", "hw.rtlsim"),  # cycle counts of the simulated board
     ("host/backends/rtlsim.py", "hw"),  # the simulated board: hw.rtlsim builds the RTL
+    # Monte-Carlo sweeps: the float f_Q (and its twin) and the package in the loop.
+    ("sweep/processing.py", "export.reference"),
+    ("sweep/processing.py", "host.driver"),
+    ("sweep/processing.py", "host.package"),
 }
 BOARD_SAFE = ("contract",)
 STDLIB = set(sys.stdlib_module_names) | {"__future__"}
