@@ -91,7 +91,17 @@ from typing import Any
 import numpy as np
 
 from host import onnx_facts
-from host.onnx_facts import I32, I64, LEN, VARINT, OnnxFormatError, fields
+from host.onnx_facts import (
+    I32,
+    I64,
+    LEN,
+    VARINT,
+    OnnxFormatError,
+    _int64,
+    fields,
+    repeated_fixed,
+    repeated_ints,
+)
 
 MVAU_OPS = ("MVAU", "MVAU_rtl", "MVAU_hls", "MatrixVectorActivation")
 THRESHOLD_OPS = ("Thresholding", "Thresholding_rtl", "Thresholding_hls")
@@ -132,43 +142,6 @@ _FIELD_OF = {1: "float_data", 2: "int32_data", 3: "int32_data", 4: "int32_data",
              10: "int32_data", 11: "double_data", 12: "uint64_data", 13: "uint64_data"}
 # AttributeProto.AttributeType
 A_FLOAT, A_INT, A_STRING, A_TENSOR, A_FLOATS, A_INTS, A_STRINGS, A_TENSORS = 1, 2, 3, 4, 6, 7, 8, 9
-
-
-def _varints(v: memoryview) -> list[int]:
-    """A packed run of varints (unsigned 64-bit values)."""
-    out, pos, n = [], 0, len(v)
-    while pos < n:
-        result = shift = 0
-        while True:
-            if pos >= n:
-                raise OnnxFormatError("truncated packed varint")
-            b = v[pos]
-            pos += 1
-            result |= (b & 0x7F) << shift
-            if not b & 0x80:
-                break
-            shift += 7
-            if shift > 63:
-                raise OnnxFormatError("varint longer than 10 bytes")
-        out.append(result)
-    return out
-
-
-def _signed(x: int) -> int:
-    return x - (1 << 64) if x >= 1 << 63 else x
-
-
-def _ints(wt: int, v: Any, signed: bool = True) -> list[int]:
-    vals = [v] if wt == VARINT else _varints(v)
-    return [_signed(x) for x in vals] if signed else vals
-
-
-def _fixed(wt: int, v: Any, fmt: str, size: int, fixed_wt: int) -> list[float]:
-    if wt == fixed_wt:
-        return [struct.unpack(fmt, v.to_bytes(size, "little"))[0]]
-    if len(v) % size:
-        raise OnnxFormatError(f"packed {fmt} field of {len(v)} bytes")
-    return [x[0] for x in struct.iter_unpack(fmt, bytes(v))]
 
 
 @dataclass
@@ -253,23 +226,23 @@ def _tensor(buf: memoryview) -> Tensor:
     t = Tensor()
     for num, wt, v in fields(buf):
         if num == 1:
-            t.dims += _ints(wt, v)
+            t.dims += repeated_ints(wt, v)
         elif num == 2 and wt == VARINT:
             t.data_type = v
         elif num == 4:
-            t.float_data += _fixed(wt, v, "<f", 4, I32)
+            t.float_data += repeated_fixed(wt, v, "<f", 4, I32)
         elif num == 5:
-            t.int32_data += _ints(wt, v)
+            t.int32_data += repeated_ints(wt, v)
         elif num == 7:
-            t.int64_data += _ints(wt, v)
+            t.int64_data += repeated_ints(wt, v)
         elif num == 8 and wt == LEN:
             t.name = bytes(v).decode("utf-8")
         elif num == 9 and wt == LEN:
             t.raw_data = bytes(v)
         elif num == 10:
-            t.double_data += _fixed(wt, v, "<d", 8, I64)
+            t.double_data += repeated_fixed(wt, v, "<d", 8, I64)
         elif num == 11:
-            t.uint64_data += _ints(wt, v, signed=False)
+            t.uint64_data += repeated_ints(wt, v, signed=False)
         elif num == 14 and wt == VARINT:
             t.external = v == 1
     return t
@@ -287,15 +260,15 @@ def _attribute(buf: memoryview) -> tuple[str, Any]:
         elif num == 2 and wt == I32:
             seen[A_FLOAT] = struct.unpack("<f", v.to_bytes(4, "little"))[0]
         elif num == 3 and wt == VARINT:
-            seen[A_INT] = _signed(v)
+            seen[A_INT] = _int64(v)
         elif num == 4 and wt == LEN:
             seen[A_STRING] = bytes(v)
         elif num == 5 and wt == LEN:
             seen[A_TENSOR] = _tensor(v)
         elif num == 7:
-            lists[7] += _fixed(wt, v, "<f", 4, I32)
+            lists[7] += repeated_fixed(wt, v, "<f", 4, I32)
         elif num == 8:
-            lists[8] += _ints(wt, v)
+            lists[8] += repeated_ints(wt, v)
         elif num == 9 and wt == LEN:
             lists[9].append(bytes(v))
         elif num == 10 and wt == LEN:

@@ -119,18 +119,27 @@ def _int64(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
-def _repeated_ints(wt: int, v: Any) -> list[int]:
-    """A repeated int64 field: one varint, or a packed run of them."""
-    if wt == VARINT:
-        return [_int64(v)]
+def packed_varints(v: memoryview) -> list[int]:
+    """A packed run of varints (unsigned 64-bit values)."""
     vals, pos = [], 0
     while pos < len(v):
         x, pos = _varint(v, pos)
-        vals.append(_int64(x))
+        vals.append(x)
     return vals
 
 
-def _repeated_fixed(wt: int, v: Any, fmt: str, size: int, fixed_wt: int) -> list[float]:
+def repeated_ints(wt: int, v: Any, signed: bool = True) -> list[int]:
+    """A repeated int field: one varint, or a packed run of them (two's complement int64
+    unless ``signed`` is False)."""
+    vals = [v] if wt == VARINT else packed_varints(v)
+    return [_int64(x) for x in vals] if signed else vals
+
+
+def _repeated_ints(wt: int, v: Any) -> list[int]:
+    return repeated_ints(wt, v)
+
+
+def repeated_fixed(wt: int, v: Any, fmt: str, size: int, fixed_wt: int) -> list[float]:
     """A repeated float/double field: one fixed value, or a packed run of them."""
     if wt == fixed_wt:
         return [struct.unpack(fmt, v.to_bytes(size, "little"))[0]]
@@ -228,13 +237,13 @@ def _tensor(buf: memoryview) -> Tensor:
         elif num == 2 and wt == VARINT:
             t.data_type = v
         elif num == 4:
-            t.float_data += _repeated_fixed(wt, v, "<f", 4, I32)
+            t.float_data += repeated_fixed(wt, v, "<f", 4, I32)
         elif num == 8 and wt == LEN:
             t.name = _str(v)
         elif num == 9 and wt == LEN:
             t.raw_data = bytes(v)
         elif num == 10:
-            t.double_data += _repeated_fixed(wt, v, "<d", 8, I64)
+            t.double_data += repeated_fixed(wt, v, "<d", 8, I64)
     return t
 
 
