@@ -28,30 +28,13 @@ from __future__ import annotations
 
 import json
 import platform
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from host.driver import Accelerator, on_board, single_stream
-
-
-def time_call(fn: Callable[[], Any], min_time: float, min_reps: int = 5) -> dict[str, float]:
-    """Median wall time of ``fn`` over at least ``min_reps`` calls and ``min_time`` seconds."""
-    for _ in range(2):
-        fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < min_reps or time.perf_counter() - start < min_time:
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-        if len(times) >= 10000:
-            break
-    return {"latency_s": statistics.median(times), "min_s": min(times), "reps": len(times)}
+from host.integer import measure
 
 
 def torch_rows(design_name: str, x: np.ndarray, batches: list[int],
@@ -80,7 +63,7 @@ def torch_rows(design_name: str, x: np.ndarray, batches: list[int],
                     if dev == "cuda":
                         torch.cuda.synchronize()
 
-                t = time_call(call, min_time)
+                t = measure(call, min_time, max_reps=10000)
                 rows.append({"backend": name, "device": dev, "batch": b, **t,
                              "vectors_per_s": b / t["latency_s"]})
             model.to("cpu")
@@ -105,7 +88,7 @@ def integer_rows(package: Any, x: np.ndarray, batches: list[int], min_time: floa
             raise RuntimeError("integer executor: codes differ from run_plain")
         for b in batches:
             cb = {k: np.ascontiguousarray(v[:b]) for k, v in codes.items()}
-            t = time_call(lambda cb=cb: model.run(cb), min_time)
+            t = measure(lambda cb=cb: model.run(cb), min_time, max_reps=10000)
             rows.append({"backend": "integer", "device": f"cpu-numpy-{threads}t", "batch": b,
                          **t, "vectors_per_s": b / t["latency_s"]})
     finally:
@@ -140,7 +123,7 @@ def fpga_rows(package: Any, x: np.ndarray, batches: list[int], backend: str,
         with Accelerator(package, "pynq", batch_size=max(batches)) as acc:
             codes = acc.input.to_codes(x)
             for b in batches:
-                t = time_call(lambda b=b: acc.execute_codes(codes[:b]), min_time)
+                t = measure(lambda b=b: acc.execute_codes(codes[:b]), min_time, max_reps=10000)
                 rows.append({"backend": "fpga-board", "device": "pynq", "batch": b, **t,
                              "vectors_per_s": b / t["latency_s"]})
     return rows, facts
