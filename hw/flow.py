@@ -46,6 +46,17 @@ OFFLINE_STEPS: list[str] = [
 # Source of our builder steps: part of the inputs key.
 _HW = Path(__file__).resolve().parent
 STEP_CODE = [_HW / "steps.py", _HW / "ties.py", _HW / "activation_thresholds.py"]
+# Our transformations, custom ops and their SystemVerilog templates: globbed at key time,
+# so that a new or edited file changes the key (a build never resumes onto old output).
+STEP_CODE_GLOBS = ["transforms/*.py", "custom_ops/*.py", "rtl/*.sv"]
+
+
+def step_code_files() -> list[Path]:
+    """Every source file whose content a build's output depends on (ours, not FINN's)."""
+    files = list(STEP_CODE)
+    for pattern in STEP_CODE_GLOBS:
+        files += sorted(_HW.glob(pattern))
+    return files
 
 
 class BuildLockedError(RuntimeError):
@@ -108,7 +119,7 @@ def build_inputs_key(model_path: Path, design: dict[str, Any], board: dict[str, 
         h.update(file_sha256(folding_file).encode())
     h.update(json.dumps(OFFLINE_STEPS).encode())
     # Our steps' code and FINN's version: a changed step must not resume onto old output.
-    for mod in STEP_CODE:
+    for mod in step_code_files():
         h.update(file_sha256(Path(mod)).encode())
     h.update(md.version("finn-plus").encode())
     return h.hexdigest()

@@ -7,18 +7,10 @@ logs, times and checkpoints them (``intermediate_models/<step>.onnx``).
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 from finn.builder.build_dataflow_config import DataflowBuildConfig
-from finn.builder.build_dataflow_steps import step_qonnx_to_finn, step_streamline
-from finn.transformation.streamline import Streamline
-from finn.transformation.streamline.reorder import (
-    MoveAddPastJoinConcat,
-    MoveLinearPastEltwiseAdd,
-    MoveLinearPastFork,
-    MoveMulPastJoinConcat,
-)
+from finn.builder.build_dataflow_steps import step_qonnx_to_finn
 from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
@@ -27,6 +19,7 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 import hw.activation_thresholds  # noqa: F401  (registers the Tanh/Sigmoid handler with FINN)
 from hw.errors import UnsupportedModelError
 from hw.ties import place_half_even_after_conversion, place_half_even_on_integers
+from hw.transforms.joins import streamline_across_joins
 
 # QONNX ops this flow knows how to carry into FINN; anything else is refused by name.
 SUPPORTED_QONNX_OPS = {
@@ -182,33 +175,6 @@ def output_scale_to_host(model: ModelWrapper) -> ModelWrapper:
             raise UnsupportedModelError(producer.name, producer.op_type,
                                         f"output {out.name!r} is {dt.name}, not integer "
                                         "codes, after removing the scale")
-    return model
-
-
-# FINN's default Streamline() list does not move scales across joins and forks; these
-# FINN transformations do, so residual adds, branches and concats streamline to integers.
-JOIN_FORK_MOVES = (MoveLinearPastEltwiseAdd, MoveLinearPastFork, MoveMulPastJoinConcat,
-                   MoveAddPastJoinConcat)
-
-
-def streamline_across_joins(model: ModelWrapper, cfg: DataflowBuildConfig,
-                            rounds: int = 3) -> ModelWrapper:
-    """FINN's step_streamline, repeated with join/fork moves until nothing changes."""
-    model = step_streamline(model, cfg)
-    for _ in range(rounds):
-        before = model.model.SerializeToString()
-        for move in JOIN_FORK_MOVES:
-            try:
-                model = model.transform(move())
-            except Exception as e:  # noqa: BLE001 - FINN bugs on some joins, see below
-                # Measured with finn-plus 1.6.1: MoveLinearPastEltwiseAdd builds a cycle on a
-                # residual whose Add input forks from the other; MoveAffinePastJoinConcat
-                # raises IndexError on scalar scales. The model is left as it was (transform
-                # works on a copy), and the checks that follow name the node that stays float.
-                warnings.warn(f"{move.__name__} skipped: {type(e).__name__}: {e}", stacklevel=2)
-        model = model.transform(Streamline())
-        if model.model.SerializeToString() == before:
-            break
     return model
 
 

@@ -1,0 +1,1 @@
+"""Our graph transformations, as QONNX/FINN ``Transformation`` classes."""
