@@ -19,12 +19,14 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 import hw.activation_thresholds  # noqa: F401  (registers the Tanh/Sigmoid handler with FINN)
 from hw.errors import UnsupportedModelError
 from hw.ties import place_half_even_after_conversion, place_half_even_on_integers
+from hw.transforms.branches import merge_branches
 from hw.transforms.joins import streamline_across_joins
 
 # QONNX ops this flow knows how to carry into FINN; anything else is refused by name.
 SUPPORTED_QONNX_OPS = {
     "Quant", "MatMul", "Gemm", "Add", "Mul", "Relu", "Tanh", "Sigmoid", "Concat",
     "Reshape", "Flatten", "Identity", "Transpose", "Sub", "Div", "MultiThreshold",
+    "ArgMax", "TopK",
 }
 ROUNDING_HALF_EVEN = {"ROUND", "HALF_EVEN"}
 HOST_OUTPUT_SCALE = "host_output_scale"
@@ -179,10 +181,11 @@ def output_scale_to_host(model: ModelWrapper) -> ModelWrapper:
 
 
 def step_streamline_half_even(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
-    """FINN's streamlining, integer tie placement, and the output scale moved to the host."""
+    """FINN's streamlining, integer tie placement, the output scale moved to the host, and
+    parallel dense branches merged where that costs no weights (hw.transforms.branches)."""
     model = streamline_across_joins(model, cfg)
     model = place_half_even_on_integers(model)
-    return output_scale_to_host(model)
+    return merge_branches(output_scale_to_host(model))
 
 
 def step_check_all_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
