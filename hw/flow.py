@@ -48,7 +48,7 @@ _HW = Path(__file__).resolve().parent
 STEP_CODE = [_HW / "steps.py", _HW / "ties.py", _HW / "activation_thresholds.py"]
 # Our transformations, custom ops and their SystemVerilog templates: globbed at key time,
 # so that a new or edited file changes the key (a build never resumes onto old output).
-STEP_CODE_GLOBS = ["transforms/*.py", "custom_ops/*.py", "rtl/*.sv"]
+STEP_CODE_GLOBS = ["transforms/*.py", "custom_ops/*.py", "rtl/*.sv", "rtl/*.v"]
 
 
 def step_code_files() -> list[Path]:
