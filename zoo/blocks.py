@@ -18,6 +18,7 @@ import torch
 from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
 from brevitas.quant import (
     Int8ActPerTensorFixedPoint,
+    Int8ActPerTensorFloat,
     Int8WeightPerTensorFixedPoint,
     Int16Bias,
     Uint8ActPerTensorFixedPoint,
@@ -46,6 +47,20 @@ def fixed_quant_identity(bits: int, scale_log2: int, signed: bool = True,
         narrow_range=narrow,
         scaling_impl_type="const",
         scaling_init=scaling_init,
+        return_quant_tensor=True,
+    )
+
+
+def const_quant_identity(bits: int, scale: float, narrow: bool = True) -> QuantIdentity:
+    """A signed quantizer with a constant scale that need not be a power of two (allowed
+    only after a monotonic activation, as a codebook output: see zoo.network.LevelsHead).
+    Brevitas' constant float scale is scaling_init / (2**(bits-1) - 1)."""
+    return QuantIdentity(
+        act_quant=Int8ActPerTensorFloat,
+        bit_width=bits,
+        narrow_range=narrow,
+        scaling_impl_type="const",
+        scaling_init=scale * (2 ** (bits - 1) - 1),
         return_quant_tensor=True,
     )
 

@@ -24,13 +24,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from brevitas.nn import QuantReLU
 from brevitas.quant import Uint8ActPerTensorFixedPoint
 from torch import nn
 
 from contract.iospec import IOSpec, TensorSpec
-from zoo.blocks import OUTPUT_ACTIVATIONS, code_datatype, fixed_quant_identity, quant_linear
+from zoo.blocks import (
+    OUTPUT_ACTIVATIONS,
+    code_datatype,
+    const_quant_identity,
+    fixed_quant_identity,
+    quant_linear,
+)
 
 
 def _relu(bits: int) -> QuantReLU:
@@ -163,6 +170,55 @@ class CodebookHead(QuantHead):
         """The index's thresholds on the fine quantizer's *dequantized* values: the
         exported MultiThreshold (``value >= (b + 1/2) * scale``)."""
         return [float((b + 0.5) * self.scale) for b in self.boundaries]
+
+
+class LevelsHead(nn.Module):
+    """Output head: activation (tanh | sigmoid) -> a uniform quantizer whose scale need not
+    be a power of two (e.g. the soft-bit demapper's levels on [-max_value, max_value]).
+    Its output is the level *index* into the level values, which travel in the I/O spec
+    as a codebook: the accelerator never multiplies by the scale.
+
+    Codes: (N, F) UINTk indices ``code - lowest`` of the signed narrow ``bits``-bit
+    quantizer, k = ``bits``; levels ``float32(code) * float32(scale)``."""
+
+    def __init__(self, activation: str, bits: int, max_value: float) -> None:
+        super().__init__()
+        act = OUTPUT_ACTIVATIONS[activation]
+        if act is None:
+            raise ValueError("a non-power-of-two scale is allowed only after tanh/sigmoid")
+        self.act = act()
+        self.quant = const_quant_identity(bits, max_value / (2 ** (bits - 1) - 1))
+        self.bits = bits
+        self.lowest = -(2 ** (bits - 1)) + 1  # narrow
+
+    def quantized(self, y: torch.Tensor) -> Any:
+        return self.quant(self.act(y))
+
+    def scale(self) -> float:
+        """The quantizer's float32 scale, as exported."""
+        return float(self.quant.act_quant.scale().detach().float().item())
+
+    def level_values(self) -> np.ndarray:
+        """(L,) float32 level values, ascending, as qonnx computes them."""
+        codes = np.arange(self.lowest, -self.lowest + 1).astype(np.float32)
+        return codes * np.float32(self.scale())
+
+    def codes(self, y: torch.Tensor) -> torch.Tensor:
+        return self.quantized(y).int() - self.lowest
+
+    def value(self, y: torch.Tensor) -> torch.Tensor:
+        return self.quantized(y).value
+
+    def spec(self, name: str, features: int) -> TensorSpec:
+        return TensorSpec(name, (features,), code_datatype(self.bits, signed=False),
+                          codebook=tuple(float(v) for v in self.level_values()),
+                          post="codebook")
+
+    def thresholds(self) -> list[float]:
+        """Index thresholds on the quantizer's values: float32 midpoints of adjacent
+        levels (strictly between them, so the index is exact)."""
+        v = self.level_values().astype(np.float64)
+        return [float(x) for x in ((v[1:] + v[:-1]) / 2).astype(np.float32)]
 
 
 class QuantNet(nn.Module):
