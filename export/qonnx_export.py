@@ -7,8 +7,12 @@ is the same function (Quant of an on-grid value is the identity); out-of-range d
 the host's job (saturated there, by the I/O spec's rule).
 
 Graph inputs and outputs carry the contract's names (``model.iospec()``), in its order.
-A codebook output (``zoo.network.CodebookHead``) is exported as its fine quantizer
-followed by a ``MultiThreshold`` at the codebook's boundaries, which emits the index.
+A codebook output (``zoo.network.CodebookHead``, and ``LevelsHead``: a quantizer
+whose scale is not a power of two) is exported as its fine quantizer followed by a
+``MultiThreshold`` at the codebook's boundaries, which emits the index. Every
+MultiThreshold export writes carries its provenance (``zoo.quantizers.PROVENANCE_ATTR``):
+``codebook_index`` here, ``learned_boundaries`` for a ``LearnedQuantizer`` (its own
+``symbolic``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from torch import nn
 
 from contract.export_files import IOSPEC
 from contract.iospec import IOSpec
-from zoo.network import CodebookHead
+from zoo.network import CodebookHead, LevelsHead
+from zoo.quantizers import CODEBOOK_INDEX, set_provenance
 
 
 def input_quant_to_codes(model: ModelWrapper, inp: str) -> tuple[float, DataType]:
@@ -77,8 +82,13 @@ class _ExportView(nn.Module):
         return self.net(*xs)
 
 
-def _append_codebook(model: ModelWrapper, out: str, head: CodebookHead, features: int) -> None:
-    """``out`` (the fine quantizer's values) -> MultiThreshold(boundaries) -> index ``out``."""
+INDEX_HEADS = (CodebookHead, LevelsHead)
+
+
+def _append_codebook(model: ModelWrapper, out: str, head: CodebookHead | LevelsHead,
+                     features: int, index_type: str) -> None:
+    """``out`` (the fine quantizer's values) -> MultiThreshold(boundaries) -> index ``out``,
+    provenance ``codebook_index`` (thresholds strictly between the quantizer's levels)."""
     fine = f"{out}_fine"
     model.rename_tensor(out, fine)
     thr = np.tile(np.asarray(head.thresholds(), np.float32), (features, 1))
@@ -86,8 +96,9 @@ def _append_codebook(model: ModelWrapper, out: str, head: CodebookHead, features
     model.set_initializer(tname, thr)
     mt = helper.make_node("MultiThreshold", [fine, tname], [out], name=f"Codebook_{out}",
                           domain="qonnx.custom_op.general",
-                          out_dtype=f"UINT{head.index_bits}", out_scale=1.0, out_bias=0.0,
+                          out_dtype=index_type, out_scale=1.0, out_bias=0.0,
                           data_layout="NC")
+    set_provenance(mt, CODEBOOK_INDEX)
     model.graph.node.append(mt)
     model.graph.output[[o.name for o in model.graph.output].index(fine)].name = out
 
@@ -142,8 +153,8 @@ def export_codes_model(model: nn.Module, path: Path) -> ModelWrapper:
     for graph_out, t in zip(list(mw.graph.output), spec.outputs, strict=True):
         if graph_out.name != t.name:
             mw.rename_tensor(graph_out.name, t.name)
-        if isinstance(heads.get(t.name), CodebookHead):
-            _append_codebook(mw, t.name, heads[t.name], t.features)
+        if isinstance(heads.get(t.name), INDEX_HEADS):
+            _append_codebook(mw, t.name, heads[t.name], t.features, t.datatype)
     mw = mw.transform(InferShapes())
     mw.save(str(path))
     spec.save(path.parent / IOSPEC)
