@@ -129,7 +129,17 @@ def generate_hdl(model: ModelWrapper, rtl_dir: Path, fpgapart: str,
     from hw.package import collect_rtl
 
     model = model.transform(PrepareIP(fpgapart, 1000.0 / clock_mhz))
-    collect_rtl(model, rtl_dir)
+    files = collect_rtl(model, rtl_dir)
+    # memstream_axi.sv instantiates axilite, which hw.package.collect_rtl only ships when
+    # another layer (Thresholding_rtl) lists it: a graph of MVAUs alone misses it.
+    axil = "finn-rtllib/axi/hdl/axilite.sv"
+    if any(f.endswith("memstream_axi.sv") for f in files) and axil not in files:
+        from finn.util.settings import get_settings
+
+        (rtl_dir / axil).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(get_settings().finn_rtllib) / "axi/hdl/axilite.sv", rtl_dir / axil)
+        files.insert(next(i for i, f in enumerate(files) if not f.endswith("_pkg.sv")), axil)
+        (rtl_dir / "filelist.f").write_text("\n".join(files) + "\n")
     return model
 
 
@@ -141,6 +151,11 @@ def build(model: ModelWrapper, work: Path, fpgapart: str = DEFAULT_PART,
     Verilator build into ``work``. ``depths``: FIFO depth overrides by name (as
     ``stitch`` names them); ``monitor``: FIFO count/maxcount brought out (peaks, stall
     report). Build time: ~30-60 s for a few layers on one core."""
+    not_rtl = [f"{n.name} ({n.op_type})" for n in model.graph.node
+               if not n.op_type.endswith("_rtl")]
+    if not_rtl:
+        raise ValueError(f"the harness simulates RTL layers only; not RTL: {not_rtl} (HLS "
+                         "layers need Vitis HLS; check SpecializeLayers' warnings)")
     work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     model_path = work / "model_hw.onnx"
@@ -165,19 +180,21 @@ def simulate(built: Built, inputs: dict[str, np.ndarray], seed: int = 1,
              p_valid: float = 1.0, p_ready: float = 1.0, stall_limit: int = 20000,
              p_valid_of: dict[str, float] | None = None,
              p_ready_of: dict[str, float] | None = None, raise_on_stall: bool = True,
-             tag: str = "sim", timeout_s: int = 3600) -> SimResult:
+             tag: str = "sim", timeout_s: int = 3600, interval: int = 0) -> SimResult:
     """Drive ``inputs`` ({input name: (N, F) int codes}) through the built top.
 
     Each input stream offers a beat with probability ``p_valid`` per cycle and each
     output is ready with ``p_ready``, from independent generators seeded by ``seed``
     (``p_valid_of`` / ``p_ready_of``: per-stream values by name; 0 never transfers, a
-    forced stall). Raises StallError on a stall unless ``raise_on_stall`` is False,
+    forced stall; ``interval``: a vector starts at most every ``interval`` cycles per
+    input). Raises StallError on a stall unless ``raise_on_stall`` is False,
     RuntimeError on an RTL assertion (rc 3).
     """
     r = verilate.simulate(str(built.binary), built.rtl_dir, built.io, inputs,
                           built.work / tag, seed, p_valid, p_ready, timeout_s=timeout_s,
                           stall_limit=stall_limit, p_valid_of=p_valid_of,
-                          p_ready_of=p_ready_of, raise_on_stall=raise_on_stall)
+                          p_ready_of=p_ready_of, raise_on_stall=raise_on_stall,
+                          interval=interval)
     if r["rc"] == 3:
         raise RuntimeError(f"RTL assertion ($error/$stop) in simulation: {r['log'][-1500:]}")
     perf = verilate.performance(r, 1.0) if len(r["done"]) > 2 else {}
@@ -189,15 +206,46 @@ def simulate(built: Built, inputs: dict[str, np.ndarray], seed: int = 1,
                      stall=r.get("stall"), sim_s=r["sim_s"], raw=r)
 
 
-def expected(built: Built, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def expected(built: Built, inputs: dict[str, np.ndarray], batch: int = 1024
+             ) -> dict[str, np.ndarray]:
     """FINN's execution of the HW model (each RTL layer's Python model) on ``inputs``:
-    {output name: (N, G) int64 codes}, the reference the RTL must match."""
-    from hw.verify import execute_codes
+    {output name: (N, G) int64 codes}, the reference the RTL must match.
 
-    named = {t["name"]: inputs[t["name"]] for t in built.io["inputs"]}
-    out = execute_codes(built.model_path, named, {t["name"]: 1.0
-                                                  for t in built.io["outputs"]}, "harness")
-    return out if isinstance(out, dict) else {built.io["outputs"][0]["name"]: out}
+    Batched by resizing every tensor's first dimension (not shape inference: FINN's
+    DuplicateStreams/StreamingConcat shape inference leaves tensors unspecified after
+    hw.verify.with_batch clears value_info)."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    base = ModelWrapper(str(built.model_path))
+    n = len(next(iter(inputs.values())))
+    outs: dict[str, list[np.ndarray]] = {t["name"]: [] for t in built.io["outputs"]}
+    cache: dict[int, ModelWrapper] = {}
+    for i in range(0, n, batch):
+        k = min(batch, n - i)
+        if k not in cache:
+            m = ModelWrapper(base.model.__deepcopy__())
+            tensors = ([t.name for t in m.graph.input] + [t.name for t in m.graph.output]
+                       + [t.name for t in m.graph.value_info])
+            for t in tensors:
+                shape = m.get_tensor_shape(t)
+                if shape:
+                    m.set_tensor_shape(t, [k] + list(shape[1:]))
+            for node in m.graph.node:
+                inst = getCustomOp(node)
+                inst.set_nodeattr("exec_mode", "cppsim")  # RTL layers: their Python model
+                if "numInputVectors" in inst.get_nodeattr_types():
+                    inst.set_nodeattr("numInputVectors", [k])
+            cache[k] = m
+        m = cache[k]
+        feed = {t["tensor"]: inputs[t["name"]][i:i + k].astype(np.float32).reshape(
+            m.get_tensor_shape(t["tensor"])) for t in built.io["inputs"]}
+        res = execute_onnx(m, feed)
+        for t in built.io["outputs"]:
+            v = res[t["tensor"]].reshape(k, -1)
+            if not np.array_equal(v, np.round(v)):
+                raise AssertionError(f"{t['name']}: FINN's execution gave non-integer codes")
+            outs[t["name"]].append(v.astype(np.int64))
+    return {k2: np.concatenate(v) for k2, v in outs.items()}
 
 
 def compare(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -212,6 +260,21 @@ def random_inputs(built: Built, n: int, seed: int = 0) -> dict[str, np.ndarray]:
     return {t["name"]: extra_inputs(n, t["datatype"],
                                     int(np.prod(t["folded_shape"][1:])), seed + i)
             for i, t in enumerate(built.io["inputs"])}
+
+
+def analytic_ii(model: ModelWrapper) -> int:
+    """FINN's steady-state cycles per vector of the slowest layer (``get_exp_cycles``)."""
+    return max(int(getCustomOp(n).get_exp_cycles()) for n in model.graph.node)
+
+
+def random_inputs_for(model: ModelWrapper, n: int, seed: int = 0
+                      ) -> dict[str, np.ndarray]:
+    """:func:`random_inputs` for a model not built yet (its contract names)."""
+    from hw.rtlsim.vectors import extra_inputs
+
+    io = io_of(model)
+    return {t["name"]: extra_inputs(n, t["datatype"], int(np.prod(t["folded_shape"][1:])),
+                                    seed + i) for i, t in enumerate(io["inputs"])}
 
 
 def margin(peak: int) -> int:
@@ -232,7 +295,9 @@ def size_fifos(model: ModelWrapper, work: Path, inputs: dict[str, np.ndarray],
        (:func:`hw.rtlsim.stitch.reconvergent_fifos`; the others cannot deadlock and keep
        the default depth). 2. Build with those FIFOs ``deep`` and every FIFO's
        count/maxcount brought out. 3. Simulate ``inputs`` under each (seed, p_valid,
-       p_ready) of ``conditions`` (full rate and back-pressure), record each FIFO's peak
+       p_ready) of ``conditions`` (full rate and back-pressure), each input offering one
+       vector per :func:`analytic_ii` cycles at most (a deep FIFO upstream of the
+       bottleneck would otherwise fill to its depth whatever it needs), record each FIFO's peak
        occupancy (fifo.sv's ``maxcount``); a peak within 1 of ``deep`` means the deep build
        itself limited it: refused. 4. depth = :func:`margin` (peak). 5. ``verify``:
        rebuild with those depths and run the same conditions; every run must complete.
@@ -253,11 +318,12 @@ def size_fifos(model: ModelWrapper, work: Path, inputs: dict[str, np.ndarray],
     default = {f["name"]: f["depth"] for f in info["ports"]["fifos"]}
     measure = build(model, work / "measure", fpgapart, clock_mhz,
                     depths={k: deep for k in targets} or None, names=names)
+    ii = analytic_ii(model)
     peaks: dict[str, dict[str, int]] = {k: {} for k in default}
     runs = []
     for seed, pv, pr in conditions:
         tag = f"seed{seed}_pv{pv}_pr{pr}"
-        r = simulate(measure, inputs, seed, pv, pr, tag=tag)
+        r = simulate(measure, inputs, seed, pv, pr, tag=tag, interval=ii)
         runs.append({"condition": tag, "cycles": r.cycles, "ii_cycles": r.ii_cycles})
         for k, v in r.fifo_peaks.items():
             peaks[k][tag] = v
@@ -270,11 +336,15 @@ def size_fifos(model: ModelWrapper, work: Path, inputs: dict[str, np.ndarray],
         depths[k] = margin(peak)
     result: dict[str, Any] = {
         "method": ("Verilator simulation (hw.rtlsim.harness.size_fifos): reconvergent "
-                   f"fork/join FIFOs built {deep} deep, every FIFO's peak occupancy "
-                   "(finn-rtllib fifo.sv maxcount) recorded over the conditions; "
+                   f"fork/join FIFOs built {deep} deep, inputs rate-matched (one vector "
+                   "per analytic II = max over layers of FINN's get_exp_cycles, so FIFOs "
+                   "upstream of the bottleneck do not fill merely because the source "
+                   "outruns it), every FIFO's peak occupancy (finn-rtllib fifo.sv "
+                   "maxcount) recorded over the conditions (seed, p_valid, p_ready); "
                    f"{SIZING_MARGIN}; other FIFOs keep the stitcher's default (one "
                    "producer vector; no cycle of waits, no deadlock)"),
         "deep_build": deep, "conditions": [list(c) for c in conditions],
+        "source_interval_cycles": ii,
         "reconvergent_fifos": targets, "default_depths": default,
         "depths": {k: depths.get(k, default[k]) for k in default},
         "peaks": {k: max(v.values()) if v else None for k, v in peaks.items()},

@@ -158,11 +158,19 @@ def _specialize_new(model: ModelWrapper, layers: list[str], fpgapart: str) -> Mo
     layers keep theirs: their RTL is in rtl/<name>/)."""
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
 
+    # SpecializeLayers ends with GiveUniqueNodeNames, which renames every node by its
+    # position in the graph: in a DAG whose node order differs from its name order that
+    # swaps layer names (MVAU_rtl_1 <-> MVAU_rtl_2) away from their rtl/<name>/ folders
+    # and memstream wrappers. The layers' names are restored by their output tensors.
+    keep = {tuple(n.output): n.name for n in model.graph.node if n.name in layers}
     for node in model.graph.node:
         inst = getCustomOp(node)
         if "preferred_impl_style" in inst.get_nodeattr_types() and node.name not in layers:
             inst.set_nodeattr("preferred_impl_style", "rtl")
     model = model.transform(SpecializeLayers(fpgapart))
+    for node in model.graph.node:
+        if tuple(node.output) in keep:
+            node.name = keep[tuple(node.output)]
     counts: dict[str, int] = {}
     for node in model.graph.node:
         if node.name in layers:

@@ -14,6 +14,8 @@
 //   in<i>_p_valid=P  out<i>_p_ready=P   per-stream overrides (0 forces a stall)
 //   stall_limit=C              cycles with no handshake on any stream -> stall (default 20000)
 //   in<i>=FILE in<i>_beats=B   input beats (hex, FINN's packing), n*B lines; beats per vector
+//   in<i>_interval=C           a vector starts >= C cycles after the previous one on that
+//                              stream (rate-matched source for FIFO sizing; 0: off)
 //   out<i>=FILE out<i>_beats=B output beats written, one per line
 //   stats=FILE                 written: key=value lines (cycles, per-vector completion, FIFOs)
 //   report=FILE                written on a stall: which streams stalled, FIFO occupancies
@@ -113,11 +115,13 @@ int main(int argc, char** argv) {
     std::vector<std::vector<Beat>> beats(N_IN);
     std::vector<uint64_t> in_bpv(N_IN), out_bpv(N_OUT);
     std::vector<double> pv(N_IN), pr(N_OUT);
+    std::vector<uint64_t> interval(N_IN, 0), next_start(N_IN, 0);
     std::vector<std::mt19937_64> rin, rout;
     for (int i = 0; i < N_IN; i++) {
         const std::string k = "in" + std::to_string(i);
         in_bpv[i] = std::strtoull(get(k + "_beats", "0").c_str(), nullptr, 10);
         pv[i] = std::atof(get(k + "_p_valid", std::to_string(p_valid)).c_str());
+        interval[i] = std::strtoull(get(k + "_interval", "0").c_str(), nullptr, 10);
         std::seed_seq ss{(uint32_t)seed, (uint32_t)(seed >> 32), 1u, (uint32_t)i};
         rin.emplace_back(ss);
         std::ifstream f(get(k, ""));
@@ -172,7 +176,8 @@ int main(int argc, char** argv) {
         top.ap_clk = 0;
         top.eval();
         for (int i = 0; i < N_IN; i++) {
-            if (!holding[i] && sent[i] < beats[i].size() && u(rin[i]) < pv[i]) {
+            const bool paced = sent[i] % in_bpv[i] == 0 && cycle < next_start[i];
+            if (!holding[i] && sent[i] < beats[i].size() && !paced && u(rin[i]) < pv[i]) {
                 tb_drive_in(top, i, beats[i][sent[i]], true);
                 holding[i] = true;
             } else if (!holding[i]) {
@@ -196,7 +201,10 @@ int main(int argc, char** argv) {
         }
         for (int i = 0; i < N_IN; i++) {
             if (holding[i] && tb_in_ready(top, i)) {
-                if (sent[i] % in_bpv[i] == 0) start[i].push_back(cycle);
+                if (sent[i] % in_bpv[i] == 0) {
+                    start[i].push_back(cycle);
+                    next_start[i] = cycle + interval[i];
+                }
                 if (cycle < first_in) first_in = cycle;
                 sent[i]++;
                 holding[i] = false;

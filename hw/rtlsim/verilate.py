@@ -142,7 +142,9 @@ def stall_message(rep: dict[str, Any]) -> str:
                          f"{d['received']}/{d['expected']} beats"
                          + (" (TVALID low)" if not d["tvalid"] else " (TVALID high)"))
     full = sorted(rep["fifos"].items(), key=lambda kv: -kv[1]["count"])
-    fifo = ", ".join(f"{k} {v['count']}" for k, v in full if v["count"]) or "all empty"
+    fifo = ", ".join(f"{k} {v['count']}" + (f" (depth {v['depth']}, {v['from']} -> {v['to']})"
+                                           if "depth" in v else "")
+                     for k, v in full if v["count"]) or "all empty"
     return (f"RTL simulation stalled: no handshake on any stream from cycle "
             f"{rep.get('last_progress')} to {rep.get('stall_cycle')} (stall_limit "
             f"{rep.get('stall_limit')}); stalled streams: {rep['stalled']}: "
@@ -170,7 +172,7 @@ def simulate(binary: str, rtl_dir: Path, io: dict[str, Any],
              p_valid: float, p_ready: float, timeout_s: int = 3600,
              stall_limit: int = 20000, p_valid_of: dict[str, float] | None = None,
              p_ready_of: dict[str, float] | None = None,
-             raise_on_stall: bool = False) -> dict[str, Any]:
+             raise_on_stall: bool = False, interval: int = 0) -> dict[str, Any]:
     """Run the testbench on ``inputs``; returns the output codes and the cycle statistics.
 
     ``inputs``: ``{contract input name: (N, F) int codes}`` (or one (N, F) array for a
@@ -200,7 +202,8 @@ def simulate(binary: str, rtl_dir: Path, io: dict[str, Any],
                             t["stream_width_bits"])
         f = work / f"in{i}.hex"
         f.write_text("".join(f"{b:x}\n" for b in beats))
-        cfg += [f"in{i}={f.resolve()}", f"in{i}_beats={int(np.prod(t['folded_shape'][:-1]))}"]
+        cfg += [f"in{i}={f.resolve()}", f"in{i}_beats={int(np.prod(t['folded_shape'][:-1]))}",
+                f"in{i}_interval={int(interval)}"]
         if p_valid_of and t["name"] in p_valid_of:
             cfg.append(f"in{i}_p_valid={p_valid_of[t['name']]}")
     for i, t in enumerate(o_ios):
@@ -250,6 +253,11 @@ def simulate(binary: str, rtl_dir: Path, io: dict[str, Any],
         result["codes"] = result["outputs"][o_ios[0]["name"]]
     if r.returncode == 2 and (work / "stall.txt").is_file():
         result["stall"] = parse_stall_report((work / "stall.txt").read_text())
+        if (rtl_dir / STITCHED / PORTS).is_file():  # each FIFO's depth and edge
+            for f in read_ports(rtl_dir).fifos:
+                if f["name"] in result["stall"]["fifos"]:
+                    result["stall"]["fifos"][f["name"]] |= {k: f[k] for k in
+                                                            ("depth", "from", "to")}
         if raise_on_stall:
             raise StallError(stall_message(result["stall"]), result["stall"])
     return result
