@@ -48,6 +48,7 @@ from host.package import Package
 
 REPO = Path(__file__).resolve().parents[2]
 DRAM_BASE = 0x1_2000_0000  # above 4 GiB, so the high address word is exercised
+STALL_LIMIT = 1_000_000  # cycles with no handshake before the testbench reports a stall
 
 
 class SimulationError(RuntimeError):
@@ -201,15 +202,24 @@ def stream(binary: Path, rtl_dir: Path, in_hex: list[str], n: int, in_beats: int
     with tempfile.TemporaryDirectory(prefix="host-rtlsim-") as tmp:
         fin, fout, fst = Path(tmp, "in.hex"), Path(tmp, "out.hex"), Path(tmp, "stats.txt")
         fin.write_text("\n".join(in_hex) + "\n")
+        cfg = Path(tmp, "tb.cfg")  # the testbench's key=value config (hw/rtlsim/tb_top.cpp)
+        cfg.write_text("\n".join([
+            f"n={n}", f"seed={seed}", f"p_valid={p_valid}", f"p_ready={p_ready}",
+            f"stall_limit={STALL_LIMIT}", f"in0={fin}", f"in0_beats={in_beats}",
+            f"out0={fout}", f"out0_beats={out_beats}", f"stats={fst}",
+            f"report={Path(tmp, 'stall.txt')}"]) + "\n")
         try:
-            r = subprocess.run([str(binary), str(fin), str(fout), str(n), str(in_beats),
-                                str(out_beats), str(seed), str(p_valid), str(p_ready),
-                                str(fst)], cwd=rtl_dir, capture_output=True, text=True,
-                               timeout=timeout_s)
+            r = subprocess.run([str(binary), str(cfg)], cwd=rtl_dir, capture_output=True,
+                               text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired as e:
             raise SimulationError(f"RTL simulation of {n} vectors did not finish in "
                                   f"{timeout_s} s ({cond})") from e
         log = (r.stdout + r.stderr).strip()
+        stall_txt = Path(tmp, "stall.txt")
+        if r.returncode == 2 and stall_txt.is_file():
+            from hw.rtlsim.verilate import parse_stall_report, stall_message
+
+            log = stall_message(parse_stall_report(stall_txt.read_text())) + "\n" + log
         raw = (dict(line.split("=", 1) for line in fst.read_text().splitlines() if "=" in line)
                if fst.is_file() else {})
         out = [x for x in fout.read_text().split() if x] if fout.is_file() else []
@@ -220,7 +230,7 @@ def stream(binary: Path, rtl_dir: Path, in_hex: list[str], n: int, in_beats: int
                  f"{n * in_beats} input beats accepted, {raw.get('got_beats', '?')} of "
                  f"{n * out_beats} output beats received" if "cycles" in raw else
                  "; no statistics written")
-        stall = (" (no beat moved on either stream for the testbench's STALL_LIMIT cycles, "
+        stall = (f" (no beat moved on any stream for {STALL_LIMIT} cycles, "
                  "hw/rtlsim/tb_top.cpp)" if r.returncode == 2 else "")
         raise SimulationError(f"RTL simulation {what}: exit {r.returncode}{stall}{beats} "
                               f"({cond}); log: {log[-800:] or '(empty)'}")
@@ -265,7 +275,7 @@ def ensure_binary(package: Package, work: Path | None = None) -> tuple[Path, Pat
         (copy / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(package.root / rel, copy / rel)
     sdir = rtl / stitch.STITCHED
-    if (sdir / "filelist.f").is_file():
+    if (sdir / "filelist.f").is_file() and (sdir / stitch.HEADER).is_file():
         files = (sdir / "filelist.f").read_text().split()
     else:
         m = package.manifest
