@@ -85,9 +85,8 @@ class GraphBuilder:
         t = np.sort(self.rng.integers(lo, hi + 1, size=(ch, steps)), axis=1).astype(np.float32)
         name = self._name("Thresholding")
         out, tname = f"{name}_out", f"{name}_T"
-        # The threshold datatype is the input's, as FINN's flow sets it: with a narrower
-        # weightDataType (INT9 thresholds for INT11 inputs) FINN's Thresholding_rtl
-        # output was wrong on most vectors (seen here, not chased upstream).
+        # The threshold datatype is the input's, as FINN's flow sets it (a narrower
+        # weightDataType was not tried against the RTL).
         self.inits[tname] = (t, idt)
         self.nodes.append(oh.make_node(
             "Thresholding", [x, tname], [out], domain=DOMAIN, backend="fpgadataflow",
