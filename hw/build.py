@@ -28,6 +28,7 @@ from hw.package import (
 )
 from hw.steps import CONTRACT_IO, HOST_OUTPUT_SCALE, contract_io_names
 from hw.threshold_proof import prove_thresholds, threshold_coverage
+from hw.transforms.branches import branch_decisions
 from hw.verify import compare, verify_stages
 
 PATH_ATTRS = ("code_gen_dir_ipgen", "code_gen_dir_cppsim", "ipgen_path", "ip_path",
@@ -177,8 +178,9 @@ def compile_and_verify(qonnx_path: Path, build_dir: Path, design: dict[str, Any]
     stage_models.update({s: inter / f"{step}.onnx" for s, step in STAGE_CHECKPOINTS.items()})
     scales = {t.name: (t.scale if t.scale is not None else 1.0) for t in spec.outputs}
     table.update(verify_stages(stage_models, inputs, expected, scales))
+    decisions = branch_decisions(ModelWrapper(str(inter / "step_streamline_half_even.onnx")))
     return {"verification": table, "io": contract, "spec": spec, "final_model": final_path,
-            "inputs_key": info["key"],
+            "inputs_key": info["key"], "branch_merge": decisions,
             "timing_s": {"finn_flow": round(flow_s, 1),
                          "verification": round(time.time() - t1, 1),
                          "resumed_from": info["resumed_from"],
@@ -329,6 +331,11 @@ def _build_into(design_name: str, board_name: str, run: Path, out: Path,
         "tools": tool_versions(),
         "io": contract,
         "folding": folding_of(finn_model),
+        "branch_merge": {
+            "rule": "parallel dense branches reading one tensor merge into one wider MatMul "
+                    "when that costs no extra weight bits; otherwise the fork (or concat) "
+                    "is kept (hw/transforms/branches.py)",
+            "decisions": result["branch_merge"]},
         "folding_source": (str(folding) if folding
                            else f"target_fps={design['hw']['target_fps']}"),
         "rtl": {"filelist": "rtl/filelist.f", "files": rtl_files,
