@@ -33,7 +33,7 @@ from finn.transformation.qonnx.qonnx_activation_handlers import (
 )
 from qonnx.custom_op.registry import getCustomOp
 
-EXACT_STAIRCASE = "thresholds: exact float32 staircase of a monotonic activation"
+from zoo.quantizers import ACTIVATION_STAIRCASE, set_provenance
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "Tanh": torch.tanh,
@@ -136,5 +136,5 @@ class QuantMonotonicActHandler(QuantActBaseHandler):
         act = self._act_node()
         multi_threshold_node.input[0] = act.input[0]
         # Exact float32 staircase: hw.ties must not re-place these thresholds.
-        multi_threshold_node.doc_string = EXACT_STAIRCASE
+        set_provenance(multi_threshold_node, ACTIVATION_STAIRCASE)
         self._model.graph.node.remove(act)

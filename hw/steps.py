@@ -17,19 +17,32 @@ from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.infer_datatypes import InferDataTypes
 
 import hw.activation_thresholds  # noqa: F401  (registers the Tanh/Sigmoid handler with FINN)
+import hw.custom_ops  # noqa: F401  (registers our RTL variants with FINN's SpecializeLayers)
 from hw.errors import UnsupportedModelError
 from hw.ties import place_half_even_after_conversion, place_half_even_on_integers
 from hw.transforms.branches import merge_branches
 from hw.transforms.joins import streamline_across_joins
+from zoo.quantizers import (
+    CODEBOOK_INDEX,
+    LEARNED_BOUNDARIES,
+    LOOKUP_OP,
+    PROVENANCE_ATTR,
+    UNIFORM_QUANTIZER,
+    get_provenance,
+    set_provenance,
+)
 
 # QONNX ops this flow knows how to carry into FINN; anything else is refused by name.
 SUPPORTED_QONNX_OPS = {
     "Quant", "MatMul", "Gemm", "Add", "Mul", "Relu", "Tanh", "Sigmoid", "Concat",
     "Reshape", "Flatten", "Identity", "Transpose", "Sub", "Div", "MultiThreshold",
-    "ArgMax", "TopK",
+    "BatchNormalization", LOOKUP_OP, "ArgMax", "TopK",
 }
 ROUNDING_HALF_EVEN = {"ROUND", "HALF_EVEN"}
 HOST_OUTPUT_SCALE = "host_output_scale"
+# Provenances an exported MultiThreshold may carry (the flow adds the others itself).
+EXPORTED_PROVENANCES = (CODEBOOK_INDEX, LEARNED_BOUNDARIES)
+MONOTONIC_ACTIVATIONS = ("Tanh", "Sigmoid")
 
 
 def _attr(node, name: str, default=None):  # noqa: ANN001, ANN202
@@ -44,24 +57,81 @@ def _is_pow2(x: np.ndarray) -> bool:
     return bool(np.all(x > 0) and np.all(np.log2(x) == np.round(np.log2(x))))
 
 
+def _quant_levels(model: ModelWrapper, q) -> np.ndarray:  # noqa: ANN001
+    """Every value a per-tensor Quant can output, ascending, as qonnx computes them in
+    float32: ``float32(code) * float32(scale)`` (zero-point 0)."""
+    from hw.activation_thresholds import quantizer_levels
+
+    bits = int(np.asarray(model.get_initializer(q.input[3])).item())
+    lo, hi = quantizer_levels(bits, bool(_attr(q, "signed", 1)), bool(_attr(q, "narrow", 0)))
+    scale = np.float32(np.asarray(model.get_initializer(q.input[1])).item())
+    return np.arange(lo, hi + 1).astype(np.float32) * scale
+
+
 def check_codebook_thresholds(model: ModelWrapper, node) -> None:  # noqa: ANN001
-    """A MultiThreshold in the exported graph is a codebook index (export's codebook head):
-    it must read a fixed quantizer's output, with every threshold half-way between two of
-    its levels, so that the index is an exact function of the integer code (no ties)."""
+    """A ``codebook_index`` MultiThreshold (export's codebook heads) must read a fixed
+    per-tensor quantizer's output, with every threshold strictly between two of that
+    quantizer's levels (as float32 values), so that the index is an exact function of the
+    integer code (no ties, whatever the scale)."""
     src = model.find_producer(node.input[0])
     t = model.get_initializer(node.input[1])
-    if src is None or src.op_type != "Quant" or t is None:
+    if src is None or src.op_type != "Quant" or t is None or \
+            np.asarray(model.get_initializer(src.input[1])).size != 1:
         raise UnsupportedModelError(
             node.name, "MultiThreshold",
-            "a MultiThreshold in the exported graph must be a codebook on a fixed quantizer's "
+            "a codebook-index MultiThreshold must be on a fixed per-tensor quantizer's "
             "output, with constant thresholds")
-    scale = float(np.asarray(model.get_initializer(src.input[1])).item())
-    k = np.asarray(t, np.float64) / scale - 0.5
-    if not np.all(k == np.round(k)):
+    levels = _quant_levels(model, src)
+    t = np.asarray(t, np.float32)
+    if np.isin(t, levels).any():
         raise UnsupportedModelError(
             node.name, "MultiThreshold",
-            "codebook thresholds must sit half-way between levels of the quantizer before "
-            f"them (scale {scale}); an exact tie would be ambiguous")
+            "codebook thresholds must sit between levels of the quantizer before them "
+            f"({src.name}); one equals a level, an exact tie would be ambiguous")
+
+
+def check_learned_thresholds(model: ModelWrapper, node) -> None:  # noqa: ANN001
+    """A ``learned_boundaries`` MultiThreshold (zoo.quantizers.LearnedQuantizer): constant
+    thresholds (C, L-1) or (1, L-1), sorted per channel, emitting the index (unsigned,
+    no output scale or bias)."""
+    t = model.get_initializer(node.input[1])
+    odt = _attr(node, "out_dtype", b"")
+    odt = odt.decode() if isinstance(odt, bytes) else str(odt)
+    ok = t is not None and np.asarray(t).ndim == 2 and \
+        np.all(np.diff(np.asarray(t, np.float64), axis=1) >= 0) and \
+        float(_attr(node, "out_scale", 1.0)) == 1.0 and \
+        float(_attr(node, "out_bias", 0.0)) == 0.0 and odt.startswith("UINT")
+    if not ok:
+        raise UnsupportedModelError(
+            node.name, "MultiThreshold",
+            "learned boundaries must be constant thresholds (C, L-1) sorted per channel, "
+            "emitting an unsigned index (out_scale 1, out_bias 0)")
+
+
+def check_non_pow2_quant(model: ModelWrapper, node) -> None:  # noqa: ANN001
+    """The one place a Quant scale need not be a power of two: right after a Tanh/Sigmoid
+    (hw.activation_thresholds finds its thresholds by bisection over float32), per-tensor,
+    and read only by codebook-index MultiThresholds (the index is what the accelerator
+    emits; the exhaustive proof enumerates both layers). Anywhere else ties would not be
+    exact in hardware."""
+    src = model.find_producer(node.input[0])
+    consumers = model.find_consumers(node.output[0])
+    scale = model.get_initializer(node.input[1])
+    why = None
+    if src is None or src.op_type not in MONOTONIC_ACTIVATIONS:
+        why = "it does not follow a Tanh/Sigmoid"
+    elif scale is None or np.asarray(scale).size != 1:
+        why = "its scale is not one constant (per-tensor)"
+    elif not consumers or any(c.op_type != "MultiThreshold"
+                              or get_provenance(c) != CODEBOOK_INDEX for c in consumers):
+        why = ("its output is not read by a codebook-index MultiThreshold only (a later "
+               "layer would fold a non-power-of-two scale inexactly)")
+    if why:
+        raise UnsupportedModelError(
+            node.name, "Quant",
+            f"scale is not a constant power of two and {why}, so rounding ties are not "
+            "exact in hardware (use Brevitas fixed-point quantizers; a non-power-of-two "
+            "scale is allowed only after a monotonic activation, as a codebook output)")
 
 
 def check_qonnx_model(model: ModelWrapper) -> None:
@@ -73,7 +143,18 @@ def check_qonnx_model(model: ModelWrapper) -> None:
                 "no FINN mapping in this flow (supported: "
                 f"{', '.join(sorted(SUPPORTED_QONNX_OPS))})")
         if node.op_type == "MultiThreshold":
-            check_codebook_thresholds(model, node)
+            prov = get_provenance(node)
+            if prov == CODEBOOK_INDEX:
+                check_codebook_thresholds(model, node)
+            elif prov == LEARNED_BOUNDARIES:
+                check_learned_thresholds(model, node)
+            else:
+                raise UnsupportedModelError(
+                    node.name, "MultiThreshold",
+                    f"threshold provenance {prov!r}: an exported MultiThreshold must say what "
+                    f"its thresholds are ({PROVENANCE_ATTR} one of "
+                    f"{', '.join(EXPORTED_PROVENANCES)}), or the flow cannot know whether "
+                    "to place them for round half to even")
         if node.op_type != "Quant":
             continue
         rounding = _attr(node, "rounding_mode", b"ROUND")
@@ -84,10 +165,7 @@ def check_qonnx_model(model: ModelWrapper) -> None:
                 f"rounding_mode {rounding}; the flow's one convention is round half to even")
         scale = model.get_initializer(node.input[1])
         if scale is None or not _is_pow2(scale):
-            raise UnsupportedModelError(
-                node.name, "Quant",
-                "scale is not a constant power of two, so rounding ties are not exact in "
-                "hardware (use Brevitas fixed-point quantizers)")
+            check_non_pow2_quant(model, node)
 
 
 def step_check_qonnx(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
@@ -96,10 +174,38 @@ def step_check_qonnx(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrap
     return model
 
 
+def tag_converted_thresholds(model: ModelWrapper, before: set[str]) -> ModelWrapper:
+    """Provenance ``uniform_quantizer`` on every MultiThreshold FINN's Quant conversion
+    created (not in ``before``, the node names present before it, and untagged: our
+    Tanh/Sigmoid handler tags its own ``activation_staircase``)."""
+    for mt in model.get_nodes_by_op_type("MultiThreshold"):
+        if get_provenance(mt) is None and mt.name not in before:
+            set_provenance(mt, UNIFORM_QUANTIZER)
+    return model
+
+
 def step_qonnx_to_finn_half_even(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
-    """FINN's QONNX->FINN conversion, with thresholds placed for round-half-to-even."""
+    """Enumerated integer thresholds where FINN's float algebra is not exact (BatchNorm,
+    learned boundaries: hw.transforms.thresholds), FINN's QONNX->FINN conversion with
+    every new MultiThreshold's provenance recorded, and uniform quantizers' thresholds
+    placed for round-half-to-even."""
+    from hw.transforms.thresholds import ExactThresholds
+
+    model = model.transform(ExactThresholds())
+    # Names, not objects: conversion may rename nodes it keeps (GiveUniqueNodeNames), but
+    # an untagged MultiThreshold afterwards can only be one the conversion made.
+    before = {n.name for n in model.graph.node if n.op_type == "MultiThreshold"}
     model = step_qonnx_to_finn(model, cfg)
+    model = tag_converted_thresholds(model, before)
     return place_half_even_after_conversion(model)
+
+
+def step_convert_lookups(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
+    """IndexLookup (a learned quantizer's level table) -> the HW CodebookLookup
+    (hw.transforms.lookup); nothing to do without one. Runs after step_convert_to_hw."""
+    from hw.transforms.lookup import InferCodebookLookup
+
+    return model.transform(InferCodebookLookup())
 
 
 CONTRACT_IO = "contract_io"

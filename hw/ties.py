@@ -18,19 +18,45 @@ can only say ``>=``:
    becomes ``T + 1/2`` (``acc >= T + 1/2`` is ``acc > T``). RoundAndClipThresholds
    later makes it ``T + 1``. A surviving nudge needs nothing (its ceil is T + 1).
 
-Thresholds of monotonic activations (hw.activation_thresholds) are already exact
-float32 staircases and are left alone.
+Only thresholds of *uniform quantizers* are moved, and a MultiThreshold says what it is
+by its explicit provenance attribute (``zoo.quantizers.PROVENANCE_ATTR``): the shift is
+right for ``uniform_quantizer`` only. Thresholds of monotonic activations (exact float32
+staircases), learned boundaries, codebook indices and enumerated integer thresholds are
+already what the model computes; moving their odd levels would change outputs. A
+MultiThreshold without a provenance the flow knows is refused by name: guessing would
+silently corrupt learned thresholds.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 
-from hw.activation_thresholds import EXACT_STAIRCASE
 from hw.errors import UnsupportedModelError
+from zoo.quantizers import PROVENANCES, UNIFORM_QUANTIZER, get_provenance
 
-HALF_EVEN_TAG = "ties: half-even; lowest level "
+# Set on a uniform quantizer's MultiThreshold once step 1 has moved it: its lowest level.
+LOWEST_LEVEL_ATTR = "half_even_lowest_level"
+
+
+def _int_attr(node, name: str) -> int | None:  # noqa: ANN001
+    for a in node.attribute:
+        if a.name == name:
+            return int(helper.get_attribute_value(a))
+    return None
+
+
+def provenance_of(mt) -> str:  # noqa: ANN001
+    """The MultiThreshold's provenance; refuses (by node name) one the flow does not know."""
+    p = get_provenance(mt)
+    if p not in PROVENANCES:
+        raise UnsupportedModelError(
+            mt.name, "MultiThreshold",
+            f"threshold provenance {p!r} is not one the flow knows ({', '.join(PROVENANCES)}); "
+            "its thresholds cannot be placed for round half to even without knowing whether "
+            "they are a uniform quantizer's (tag it where it is created)")
+    return p
 
 
 def _lowest_level(model: ModelWrapper, mt) -> int:  # noqa: ANN001
@@ -52,24 +78,30 @@ def _levels(n_thresholds: int, lowest: int) -> np.ndarray:
 
 
 def place_half_even_after_conversion(model: ModelWrapper) -> ModelWrapper:
-    """Step 1: nudge odd-level thresholds of converted quantizers up by one float32 ulp."""
+    """Step 1: nudge odd-level thresholds of converted uniform quantizers up by one ulp."""
     for mt in model.get_nodes_by_op_type("MultiThreshold"):
-        if mt.doc_string == EXACT_STAIRCASE or mt.doc_string.startswith(HALF_EVEN_TAG):
+        if provenance_of(mt) != UNIFORM_QUANTIZER or _int_attr(mt, LOWEST_LEVEL_ATTR) is not None:
             continue
         lowest = _lowest_level(model, mt)
         t = np.asarray(model.get_initializer(mt.input[1]), dtype=np.float32)
         odd = (_levels(t.shape[-1], lowest) % 2 == 1)[None, :]
         t = np.where(odd, np.nextafter(t, np.float32(np.inf)), t).astype(np.float32)
         model.set_initializer(mt.input[1], t)
-        mt.doc_string = f"{HALF_EVEN_TAG}{lowest}"
+        mt.attribute.append(helper.make_attribute(LOWEST_LEVEL_ATTR, lowest))
     return model
 
 
 def place_half_even_on_integers(model: ModelWrapper) -> ModelWrapper:
     """Step 2: after streamlining, odd-level thresholds exactly on an integer become T + 1/2."""
     for mt in model.get_nodes_by_op_type("MultiThreshold"):
-        if not mt.doc_string.startswith(HALF_EVEN_TAG):
+        if provenance_of(mt) != UNIFORM_QUANTIZER:
             continue
+        lowest = _int_attr(mt, LOWEST_LEVEL_ATTR)
+        if lowest is None:
+            raise UnsupportedModelError(
+                mt.name, "MultiThreshold",
+                "a uniform quantizer's thresholds reached streamlining without the "
+                "round-half-even placement of step 1 (hw.ties.place_half_even_after_conversion)")
         if not model.get_tensor_datatype(mt.input[0]).is_integer():
             src = model.find_producer(mt.input[0])
             src = f"{src.op_type} {src.name!r}" if src is not None else "the graph input"
@@ -79,7 +111,6 @@ def place_half_even_on_integers(model: ModelWrapper) -> ModelWrapper:
                 "cannot become integer thresholds; FINN could not move a float scale past "
                 "it (joins need one shared quantizer on all inputs; scales must be powers "
                 "of two and biases on the accumulator scale)")
-        lowest = int(mt.doc_string[len(HALF_EVEN_TAG):])
         t = np.asarray(model.get_initializer(mt.input[1]), dtype=np.float32)
         odd = (_levels(t.shape[-1], lowest) % 2 == 1)[None, :]
         on_integer = np.isfinite(t) & (t == np.floor(t))
