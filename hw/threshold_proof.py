@@ -9,7 +9,11 @@ input (the accumulator of the MVAU before it) can take and compares, per channel
 - reference codes from the QONNX (Brevitas) model: the accumulator ``a`` of the matching
   MatMul/Gemm is ``a * s_in * s_w`` in float (powers of two, exact in float32), run through
   the QONNX nodes after it (bias Add, Relu or Tanh, ...) up to the next ``Quant``, whose
-  output divided by its scale is the code.
+  output divided by its scale is the code (a learned or codebook MultiThreshold ends the
+  chain too: its count is the index). A Thresholding fed by a Thresholding (a codebook
+  index on a quantizer's codes, a quantizer with a non-power-of-two scale) is proven from
+  the QONNX output of the quantizer the first one was proven against: every code times
+  its scale (float32, as qonnx's Quant computes it) through the nodes after it.
 
 With a package's ``rtl/`` folder it also checks the ``Thresholding_rtl`` memory files
 (``<node>_threshs_<pe>_<stage>.dat``) entry by entry and replays the RTL's binary search
@@ -34,6 +38,7 @@ from qonnx.util.basic import qonnx_make_model
 
 from hw.steps import contract_io_names
 from hw.verify import with_batch
+from zoo.quantizers import LOOKUP_OP
 
 MAX_POINTS = 2**24  # values per channel enumerated at most (beyond: edge points only)
 CHUNK_ELEMS = 2**22  # (values x channels) per QONNX execution
@@ -119,6 +124,8 @@ def _activation_scale(model: ModelWrapper, tensor: str,
         return None
     if prod.op_type == "Quant":
         return _scalar(consts[prod.input[1]]) if prod.input[1] in consts else None
+    if prod.op_type == LOOKUP_OP:  # a learned quantizer's integer levels (zoo.quantizers)
+        return 1.0
     if prod.op_type == "Mul":
         a, b = prod.input
         if b in consts and a not in consts:
@@ -229,6 +236,16 @@ def _reference_model(qonnx_model: ModelWrapper, mm, consts: dict[str, np.ndarray
             nodes.append(helper.make_node("Identity", [cur], [tensor]))
     else:
         nodes.append(helper.make_node("Identity", [start], [tensor]))
+    return _chain_model(qonnx_model, consts, nodes, inits, start, tensor, channels,
+                        mm.name)
+
+
+def _chain_model(qonnx_model: ModelWrapper, consts: dict[str, np.ndarray], nodes: list,
+                 inits: dict[str, np.ndarray], start: str, tensor: str, channels: int,
+                 after: str) -> tuple[ModelWrapper | None, str, str, float | np.ndarray]:
+    """Follow single-consumer nodes with constant other inputs from ``tensor`` to the next
+    Quant, or a MultiThreshold emitting indices (learned boundaries, a codebook index):
+    (model from ``start``, start, output, code scale), or (None, reason, "", 1.0)."""
     quant = None
     for _ in range(16):
         cons = qonnx_model.find_consumers(tensor)
@@ -241,11 +258,18 @@ def _reference_model(qonnx_model: ModelWrapper, mm, consts: dict[str, np.ndarray
         nodes.append(nxt)
         inits.update({i: consts[i] for i in others})
         tensor = nxt.output[0]
-        if nxt.op_type == "Quant":
+        if nxt.op_type in ("Quant", "MultiThreshold"):
             quant = nxt
             break
     if quant is None:
-        return None, f"no Quant within 16 nodes after {mm.name}", "", 1.0
+        return None, f"no Quant within 16 nodes after {after}", "", 1.0
+    if quant.op_type == "MultiThreshold":
+        if float(_attr(quant, "out_scale", 1.0)) != 1.0 or \
+                float(_attr(quant, "out_bias", 0.0)) != 0.0:
+            return None, f"{quant.name}: a MultiThreshold with output scale or bias", "", 1.0
+        q_scale: float | np.ndarray = np.ones(1)
+    else:
+        q_scale = np.asarray(consts[quant.input[1]], np.float64)
     graph = helper.make_graph(
         nodes, "threshold_proof",
         [helper.make_tensor_value_info(start, TensorProto.FLOAT, [1, channels])],
@@ -255,22 +279,40 @@ def _reference_model(qonnx_model: ModelWrapper, mm, consts: dict[str, np.ndarray
          for k, v in inits.items()])
     opsets = list(qonnx_model.model.opset_import)
     model = ModelWrapper(qonnx_make_model(graph, opset_imports=opsets))
-    return model, start, tensor, np.asarray(consts[quant.input[1]], np.float64)
+    return model, start, tensor, q_scale
+
+
+def _is_pow2(x: np.ndarray) -> bool:
+    x = np.abs(np.asarray(x, np.float64))
+    return bool(np.all(x > 0) and np.all(np.log2(x) == np.round(np.log2(x))))
 
 
 def _expected_codes(sub: ModelWrapper, start: str, out: str, q_scale: np.ndarray,
-                    values: np.ndarray, s_in: float, s_w: np.ndarray) -> np.ndarray:
-    """Reference codes (R, C) for accumulator ``values`` (R,), executed in chunks."""
+                    values: np.ndarray, s_in: float, s_w: np.ndarray,
+                    float32_product: bool = False) -> np.ndarray:
+    """Reference codes (R, C) for accumulator ``values`` (R,), executed in chunks.
+
+    The sub-model's input is ``values * s_in * s_w``: exact in float32 for an MVAU's
+    accumulator (powers of two; refused otherwise). With ``float32_product`` (the input is
+    a quantizer's codes times its scale, which may be any float), it is the float32
+    product ``float32(code) * float32(scale)``, which is what qonnx's Quant computes. A
+    Quant output with a scale that is not a power of two is a float32 product too, so
+    its code is ``y / scale`` to the nearest integer (within 1e-3, refused otherwise)."""
     channels = len(s_w)
     rows = max(1, CHUNK_ELEMS // channels)
     cache: dict[int, ModelWrapper] = {}
+    exact_out = _is_pow2(q_scale)
     codes = []
     for i in range(0, len(values), rows):
         acc = values[i:i + rows].astype(np.float64)
-        prod64 = acc[:, None] * (s_in * s_w)[None, :]
-        prod = prod64.astype(np.float32)
-        if not np.array_equal(prod.astype(np.float64), prod64):
-            raise ArithmeticError("acc * s_in * s_w is not exact in float32")
+        if float32_product:
+            prod = (acc.astype(np.float32)[:, None]
+                    * np.asarray(s_in * s_w, np.float32)[None, :]).astype(np.float32)
+        else:
+            prod64 = acc[:, None] * (s_in * s_w)[None, :]
+            prod = prod64.astype(np.float32)
+            if not np.array_equal(prod.astype(np.float64), prod64):
+                raise ArithmeticError("acc * s_in * s_w is not exact in float32")
         n = len(prod)
         if n not in cache:
             m = ModelWrapper(sub.model.__deepcopy__())
@@ -278,9 +320,11 @@ def _expected_codes(sub: ModelWrapper, start: str, out: str, q_scale: np.ndarray
             cache[n] = m.transform(InferShapes())
         y = execute_onnx(cache[n], {start: prod})[out]
         c = np.asarray(y, np.float64).reshape(n, channels) / q_scale.reshape(1, -1)
-        if not np.all(c == np.round(c)):
+        if exact_out and not np.all(c == np.round(c)):
             raise ArithmeticError("QONNX Quant output is off its own grid")
-        codes.append(c.astype(np.int64))
+        if not exact_out and not np.all(np.abs(c - np.round(c)) < 1e-3):
+            raise ArithmeticError("QONNX Quant output is off its own (float32) grid")
+        codes.append(np.round(c).astype(np.int64))
     return np.concatenate(codes)
 
 
@@ -407,10 +451,49 @@ def _edge_values(t: np.ndarray, lo: int, hi: int) -> np.ndarray:
     return np.unique(np.clip(v, lo, hi))
 
 
+def _feeding_thresholding(finn_model: ModelWrapper, node):  # noqa: ANN001, ANN202
+    """The Thresholding layer feeding ``node`` (through FIFOs/DWCs only), or None."""
+    tensor = node.input[0]
+    while True:
+        prod = finn_model.find_producer(tensor)
+        if prod is None:
+            return None
+        if prod.op_type.startswith("Thresholding"):
+            return prod
+        if not prod.op_type.startswith(PASS_THROUGH):
+            return None
+        tensor = prod.input[0]
+
+
+def _compare(res: dict[str, Any], finn_model: ModelWrapper, node, sub: ModelWrapper | None,  # noqa: ANN001
+             start: str, out: str, q_scale: Any, values: np.ndarray, s_in: float,
+             s_w: np.ndarray, span: int, float32_product: bool = False) -> None:
+    """Reference codes vs the node's codes on ``values``; fills ``res`` in place."""
+    if sub is None:
+        res["reason"] = start  # the reason why not
+        return
+    try:
+        want = _expected_codes(sub, start, out, q_scale, values, s_in, s_w, float32_product)
+    except ArithmeticError as e:
+        res["reason"] = str(e)
+        return
+    got = _node_codes_of(finn_model, node, values)
+    bad = np.argwhere(got != want)
+    res["points"] = int(got.size)
+    res["mismatches"] = int(len(bad))
+    res["exhaustive"] = span <= MAX_POINTS
+    res["first_mismatches"] = [
+        (int(c), int(values[r]), int(got[r, c]), int(want[r, c]))
+        for r, c in bad[:FIRST_MISMATCHES]]
+
+
 def prove_layer(qonnx_model: ModelWrapper, finn_model: ModelWrapper, node,  # noqa: ANN001
                 consts: dict[str, np.ndarray] | None = None,
-                rtl_dir: Path | None = None) -> dict[str, Any]:
-    """The proof of one Thresholding node; see :func:`prove_thresholds`."""
+                rtl_dir: Path | None = None,
+                fed: dict[str, tuple[str, Any]] | None = None) -> dict[str, Any]:
+    """The proof of one Thresholding node; see :func:`prove_thresholds`. ``fed`` maps the
+    FINN output tensor of every layer proven so far to its QONNX tensor and code scale, so
+    that a Thresholding fed by one (a codebook index) is proven from there."""
     if consts is None:
         consts = _const_tensors(qonnx_model)
     inst = getCustomOp(node)
@@ -435,8 +518,23 @@ def prove_layer(qonnx_model: ModelWrapper, finn_model: ModelWrapper, node,  # no
     else:
         values = np.arange(lo, hi + 1, dtype=np.int64)
     match, why = _match_matmul(qonnx_model, finn_model, node, consts)
-    if match is None:
-        res["reason"] = why
+    feeder = _feeding_thresholding(finn_model, node)
+    if match is None and feeder is not None and fed is not None and feeder.output[0] in fed:
+        # A Thresholding fed by a Thresholding (a codebook index on a quantizer's codes):
+        # the reference starts at that quantizer's QONNX output, code * its scale.
+        q_tensor, prev_scale = fed[feeder.output[0]]
+        res["fed_by"] = feeder.name
+        sub, start, out, q_scale = _chain_model(
+            qonnx_model, consts, [helper.make_node("Identity", ["proof_product"], [q_tensor])],
+            {}, "proof_product", q_tensor, channels, q_tensor)
+        s_prev = np.broadcast_to(np.asarray(prev_scale, np.float64).ravel(), (channels,))
+        _compare(res, finn_model, node, sub, start, out, q_scale, values, 1.0, s_prev, span,
+                 float32_product=True)
+        if res["mismatches"] is not None and fed is not None:
+            fed[node.output[0]] = (out, q_scale)
+    elif match is None:
+        res["reason"] = why if feeder is None else (
+            f"fed by {feeder.name}, whose own reference is unknown (not proven)")
     else:
         res.update({k: match[k] for k in ("mvau", "matmul", "s_in")})
         res["s_w"] = (float(match["s_w"][0]) if np.all(match["s_w"] == match["s_w"][0])
@@ -448,20 +546,10 @@ def prove_layer(qonnx_model: ModelWrapper, finn_model: ModelWrapper, node,  # no
         elif len(match["s_w"]) != channels:
             res["reason"] = f"{match['matmul']} has {len(match['s_w'])} outputs, not {channels}"
         else:
-            try:
-                want = _expected_codes(sub, start, out, q_scale, values, match["s_in"],
-                                       match["s_w"])
-            except ArithmeticError as e:
-                res["reason"] = str(e)
-            else:
-                got = _node_codes_of(finn_model, node, values)
-                bad = np.argwhere(got != want)
-                res["points"] = int(got.size)
-                res["mismatches"] = int(len(bad))
-                res["exhaustive"] = span <= MAX_POINTS
-                res["first_mismatches"] = [
-                    (int(c), int(values[r]), int(got[r, c]), int(want[r, c]))
-                    for r, c in bad[:FIRST_MISMATCHES]]
+            _compare(res, finn_model, node, sub, start, out, q_scale, values, match["s_in"],
+                     match["s_w"], span)
+            if res["mismatches"] is not None and fed is not None:
+                fed[node.output[0]] = (out, q_scale)
     if rtl_dir is not None:
         folder = Path(rtl_dir) / node.name
         if node.op_type.endswith("_rtl") and folder.is_dir():
@@ -484,7 +572,8 @@ def prove_thresholds(qonnx_model: ModelWrapper, finn_model: ModelWrapper,
     (see :func:`check_rtl_memory`).
     """
     consts = _const_tensors(qonnx_model)
-    return {n.name: prove_layer(qonnx_model, finn_model, n, consts, rtl_dir)
+    fed: dict[str, tuple[str, Any]] = {}
+    return {n.name: prove_layer(qonnx_model, finn_model, n, consts, rtl_dir, fed)
             for n in thresholding_nodes(finn_model)}
 
 
