@@ -317,3 +317,53 @@ def test_bit_exact_in_verilator(built: dict) -> None:
     fr = harness.simulate(sim, x, seed=8, tag="full_rate")
     assert harness.compare(fr.outputs, y)["mismatches"] == 0
     print(f"\n{built['name']}: latency {fr.latency_cycles} cycles, II {fr.ii_cycles} cycles")
+
+
+def adversarial_learned_model(make: Any = make_model) -> torch.nn.Module:
+    """learned_mid with boundaries FINN's float32 folding gets wrong: ``b = (n + 2^-19) S``
+    (S the accumulator scale) just above a grid point, after a large bias ``4000 S``.
+    FINN folds the bias into the threshold in float32, ``fl(b - 4000 S) / S = n - 4000``
+    (the 2^-19 is lost: 31 significant bits), so it counts ``acc = n - 4000``, where the
+    model, comparing ``(acc + 4000) S >= b``, does not: one accumulator value per
+    boundary and channel, which no random vector reaches."""
+    model = make("learned_mid")
+    s_acc = float(model.input_quant.act_quant.scale() * model.fc1.quant_weight().scale)
+    with torch.no_grad():
+        model.fc1.bias.fill_(4000 * s_acc)
+        # |n| < 16, so that n + 2^-19 is a float32 (23 significant bits).
+        n = torch.linspace(-12, 12, model.lq.levels - 1).round()
+        b = (n + 2.0**-19) * s_acc
+        model.lq.boundaries.copy_(b.repeat(model.lq.channels, 1))
+    return model
+
+
+def test_finn_float_folding_off_by_one_caught_and_fixed(tmp_path) -> None:
+    """FINN's own folding of learned boundaries (ExactThresholds off): the exhaustive proof
+    finds the off-by-one thresholds; with ExactThresholds (the flow) the layer is exact."""
+    real = make_model
+    globals()["make_model"] = lambda name, seed=0: adversarial_learned_model()
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(hw.flow, "OFFLINE_STEPS", with_lookup_step(hw.flow.OFFLINE_STEPS))
+            finn_way = finn_algebra_proof(tmp_path / "finn", "learned_mid")
+            model = adversarial_learned_model()
+            export_codes_model(model, tmp_path / "exact" / "model_qonnx.onnx")
+            x = np.random.default_rng(0).integers(-128, 128, (2000, N_IN))
+            y = model.output_codes(x=torch.from_numpy(x).float())["y"].numpy()
+            res = compile_and_verify(tmp_path / "exact" / "model_qonnx.onnx",
+                                     tmp_path / "exact" / "build", DESIGN,
+                                     load_board("pynq-z2"), x, y, resume=False)
+    finally:
+        globals()["make_model"] = real
+    first = next(iter(finn_way["proof"].values()))  # the learned index layer
+    channels, boundaries = first["channels"], first["thresholds"]
+    assert first["exhaustive"] and first["mismatches"] == channels * boundaries, first
+    # The mismatching accumulators are exactly n - 4096, counted by FINN, not the model.
+    _, acc, got, want = first["first_mismatches"][0]
+    assert got == want + 1 and acc == -12 - 4000
+    print(f"\nFINN's float folding: {first['mismatches']} of {first['points']} points off "
+          f"(vectors: {finn_way['verification']['hw_folded']})")
+    assert all(r["mismatches"] == 0 for r in res["verification"].values())
+    proof = prove_thresholds(ModelWrapper(str(tmp_path / "exact" / "model_qonnx.onnx")),
+                             ModelWrapper(str(res["final_model"])))
+    assert all(r["exhaustive"] and r["mismatches"] == 0 for r in proof.values()), proof
