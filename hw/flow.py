@@ -31,6 +31,7 @@ OFFLINE_STEPS: list[str] = [
     "step_tidy_up",
     "step_streamline_half_even",
     "step_convert_to_hw",
+    "step_convert_lookups",
     "step_check_all_hw",
     "step_create_dataflow_partition",
     "step_prefer_rtl",
@@ -45,7 +46,9 @@ OFFLINE_STEPS: list[str] = [
 
 # Source of our builder steps: part of the inputs key.
 _HW = Path(__file__).resolve().parent
-STEP_CODE = [_HW / "steps.py", _HW / "ties.py", _HW / "activation_thresholds.py"]
+STEP_CODE = [_HW / "steps.py", _HW / "ties.py", _HW / "activation_thresholds.py",
+             # the floor's quantizer modules define what the learned-quantizer nodes mean
+             _HW.parent / "zoo" / "quantizers.py", _HW.parent / "zoo" / "onnx_ops.py"]
 # Our transformations, custom ops and their SystemVerilog templates: globbed at key time,
 # so that a new or edited file changes the key (a build never resumes onto old output).
 STEP_CODE_GLOBS = ["transforms/*.py", "custom_ops/*.py", "rtl/*.sv", "rtl/*.v"]

@@ -309,13 +309,19 @@ def step_check_all_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWra
 
 
 def step_prefer_rtl(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
-    """Ask SpecializeLayers for RTL variants (MVAU_rtl, Thresholding_rtl, ...) everywhere."""
+    """Ask SpecializeLayers for RTL variants (MVAU_rtl, Thresholding_rtl, and ours from
+    hw.custom_ops: DuplicateStreams_rtl, StreamingConcat_rtl, ...) everywhere. Integer
+    residual adds become our ElementwiseAdd_rtl here, because SpecializeLayers allows
+    FINN's only on Versal parts and would fall back to HLS (hw/custom_ops/elementwise_add.py).
+    """
+    from hw.custom_ops.elementwise_add import SpecializeIntegerElementwiseAdd
+
     for node in model.graph.node:
         if node.domain.startswith("finn.custom_op.fpgadataflow"):
             inst = getCustomOp(node)
             if "preferred_impl_style" in inst.get_nodeattr_types():
                 inst.set_nodeattr("preferred_impl_style", "rtl")
-    return model
+    return model.transform(SpecializeIntegerElementwiseAdd())
 
 
 def step_check_rtl_only(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:

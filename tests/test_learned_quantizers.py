@@ -15,7 +15,6 @@ import torch
 from qonnx.core.modelwrapper import ModelWrapper
 
 import hw  # noqa: F401  (offline FINN bootstrap before any finn import)
-import hw.flow
 from configs import load_board
 from export.golden import build_golden
 from export.qonnx_export import export_codes_model
@@ -50,15 +49,6 @@ MODELS = {"learned_mid": LearnedMidModel, "bn_sigmoid": BatchNormSigmoidModel,
 MIN_VECTORS = 10_000
 
 
-def with_lookup_step(steps: list[str]) -> list[str]:
-    """The offline steps with step_convert_lookups after step_convert_to_hw (the lead
-    wires it into hw.flow.OFFLINE_STEPS; until then the tests add it)."""
-    steps = list(steps)
-    if "step_convert_lookups" not in steps:
-        steps.insert(steps.index("step_convert_to_hw") + 1, "step_convert_lookups")
-    return steps
-
-
 def make_model(name: str, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)  # weights are drawn at construction
     return calibrate(MODELS[name](), seed=seed)
@@ -74,11 +64,9 @@ def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     export_codes_model(model, out / "model_qonnx.onnx")
     rng = np.random.default_rng(1)
     g = build_golden(model, {"x": np.tanh(rng.normal(0, 2, (8000, N_IN)))}, n_ties=2000)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(hw.flow, "OFFLINE_STEPS", with_lookup_step(hw.flow.OFFLINE_STEPS))
-        res = compile_and_verify(out / "model_qonnx.onnx", out / "build", DESIGN,
-                                 load_board("pynq-z2"), g.inputs["x"], g.outputs["y"],
-                                 resume=False)
+    res = compile_and_verify(out / "model_qonnx.onnx", out / "build", DESIGN,
+                             load_board("pynq-z2"), g.inputs["x"], g.outputs["y"],
+                             resume=False)
     qonnx = ModelWrapper(str(out / "model_qonnx.onnx"))
     finn = ModelWrapper(str(res["final_model"]))
     inter = out / "build" / "intermediate_models"
@@ -343,16 +331,14 @@ def test_finn_float_folding_off_by_one_caught_and_fixed(tmp_path) -> None:
     real = make_model
     globals()["make_model"] = lambda name, seed=0: adversarial_learned_model()
     try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(hw.flow, "OFFLINE_STEPS", with_lookup_step(hw.flow.OFFLINE_STEPS))
-            finn_way = finn_algebra_proof(tmp_path / "finn", "learned_mid")
-            model = adversarial_learned_model()
-            export_codes_model(model, tmp_path / "exact" / "model_qonnx.onnx")
-            x = np.random.default_rng(0).integers(-128, 128, (2000, N_IN))
-            y = model.output_codes(x=torch.from_numpy(x).float())["y"].numpy()
-            res = compile_and_verify(tmp_path / "exact" / "model_qonnx.onnx",
-                                     tmp_path / "exact" / "build", DESIGN,
-                                     load_board("pynq-z2"), x, y, resume=False)
+        finn_way = finn_algebra_proof(tmp_path / "finn", "learned_mid")
+        model = adversarial_learned_model()
+        export_codes_model(model, tmp_path / "exact" / "model_qonnx.onnx")
+        x = np.random.default_rng(0).integers(-128, 128, (2000, N_IN))
+        y = model.output_codes(x=torch.from_numpy(x).float())["y"].numpy()
+        res = compile_and_verify(tmp_path / "exact" / "model_qonnx.onnx",
+                                 tmp_path / "exact" / "build", DESIGN,
+                                 load_board("pynq-z2"), x, y, resume=False)
     finally:
         globals()["make_model"] = real
     first = next(iter(finn_way["proof"].values()))  # the learned index layer
