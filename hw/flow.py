@@ -31,7 +31,7 @@ OFFLINE_STEPS: list[str] = [
     "step_tidy_up",
     "step_streamline_half_even",
     "step_convert_to_hw",
-    "step_convert_lookups",
+    "step_convert_to_our_hw",
     "step_check_all_hw",
     "step_create_dataflow_partition",
     "step_prefer_rtl",

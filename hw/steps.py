@@ -200,12 +200,14 @@ def step_qonnx_to_finn_half_even(model: ModelWrapper, cfg: DataflowBuildConfig) 
     return place_half_even_after_conversion(model)
 
 
-def step_convert_lookups(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
-    """IndexLookup (a learned quantizer's level table) -> the HW CodebookLookup
-    (hw.transforms.lookup); nothing to do without one. Runs after step_convert_to_hw."""
+def step_convert_to_our_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
+    """After FINN's step_convert_to_hw: IndexLookup (a learned quantizer's level table) ->
+    our CodebookLookup HW layer (hw.transforms.lookup), and class indices of LabelSelect
+    at their narrowest type (hw.transforms.argmax). Nothing to do for a plain MLP."""
+    from hw.transforms.argmax import NarrowLabelSelectOutput
     from hw.transforms.lookup import InferCodebookLookup
 
-    return model.transform(InferCodebookLookup())
+    return model.transform(InferCodebookLookup()).transform(NarrowLabelSelectOutput())
 
 
 CONTRACT_IO = "contract_io"

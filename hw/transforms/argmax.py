@@ -121,3 +121,19 @@ class AbsorbMonotonicIntoTopK(Transformation):
             model = model.transform(InferShapes())
             return model.transform(InferDataTypes()), True
         return model, False
+
+
+class NarrowLabelSelectOutput(Transformation):
+    """FINN's LabelSelect rounds its index type up to whole bytes ("in case this is the
+    last node", labelselect.py); our stitcher pads streams to bytes itself, and the I/O
+    spec's class index is UINT(ceil(log2 L)). Set the narrowest type (N, K) indices."""
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        from qonnx.custom_op.registry import getCustomOp
+
+        for node in model.get_nodes_by_op_type("LabelSelect"):
+            inst = getCustomOp(node)
+            dt = index_datatype(int(inst.get_nodeattr("Labels")))
+            inst.set_nodeattr("outputDataType", dt.name)
+            model.set_tensor_datatype(node.output[0], dt)
+        return model, False
