@@ -290,9 +290,19 @@ def output_scale_to_host(model: ModelWrapper) -> ModelWrapper:
 
 def step_streamline_half_even(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
     """FINN's streamlining, integer tie placement, the output scale moved to the host, and
-    parallel dense branches merged where that costs no weights (hw.transforms.branches)."""
+    parallel dense branches merged where that costs no weights (hw.transforms.branches).
+
+    Thresholds are rounded and clipped to their integer input's range here (FINN's
+    RoundAndClipThresholds), not only in step_minimize_bit_width: FINN 1.6.1 runs
+    MinimizeWeightBitWidth before it there, which asserts that a Thresholding layer on an
+    unsigned input has no negative threshold (thresholding.py:336) - a shared signed
+    quantizer after a ReLU has them. Exact: for integer x, x >= T <=> x >= ceil(T), and
+    thresholds outside [min, max + 1] are always or never passed."""
+    from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
+
     model = streamline_across_joins(model, cfg)
     model = place_half_even_on_integers(model)
+    model = model.transform(RoundAndClipThresholds())
     return merge_branches(output_scale_to_host(model))
 
 
