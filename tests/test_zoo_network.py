@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from qonnx.core.modelwrapper import ModelWrapper
 
 import hw  # noqa: F401  (offline FINN bootstrap)
 from configs import ConfigError, load_board
@@ -21,7 +22,6 @@ from configs.schema import validate_data
 from export.golden import build_golden
 from export.qonnx_export import export_codes_model
 from hw.build import compile_and_verify
-from hw.errors import UnsupportedModelError
 from hw.verify import execute_codes
 from zoo.network import CodebookHead, QuantNet
 
@@ -98,19 +98,23 @@ def test_exported_qonnx_is_bit_exact(name: str, tmp_path: Path) -> None:
         np.testing.assert_array_equal(got[o], want[o], err_msg=o)
 
 
-def test_unmapped_topologies_are_refused_by_node(tmp_path: Path) -> None:
-    """A concatenation and a residual fork: FINN has only HLS layers for them (the compiler
-    issue maps them); the flow names the node instead of building something else."""
-    for name in ("branches_and_concat", "residual_batchnorm"):
-        net = build(name)
-        export_codes_model(net, tmp_path / name / "model_qonnx.onnx")
-        g = build_golden(net, {t.name: np.zeros((10, t.features)) for t in net.iospec().inputs},
-                         n_ties=20)
-        with pytest.raises(UnsupportedModelError) as e:
-            compile_and_verify(tmp_path / name / "model_qonnx.onnx", tmp_path / name / "b",
-                               {"hw": {"target_fps": 100_000}}, load_board("pynq-z2"),
-                               g.inputs, g.outputs)
-        assert e.value.node_name in str(e.value) and len(e.value.reason) > 20
+@pytest.mark.parametrize("name", ["branches_and_concat", "residual_batchnorm"])
+def test_branched_and_residual_zoo_nets_map_to_rtl_layers(name: str, tmp_path: Path) -> None:
+    """A concatenation of branches and a residual block with BatchNorm (QuantNet from a
+    config) reach FINN's HW layers, every one an RTL variant (hw.custom_ops for the fork,
+    concat and add), bit-exact at every stage on tie-heavy vectors."""
+    net = build(name)
+    export_codes_model(net, tmp_path / "model_qonnx.onnx")
+    rng = np.random.default_rng(0)
+    g = build_golden(net, {t.name: rng.uniform(-1, 1, (600, t.features))
+                           for t in net.iospec().inputs}, n_ties=400)
+    res = compile_and_verify(tmp_path / "model_qonnx.onnx", tmp_path / "b",
+                             {"hw": {"target_fps": 100_000}}, load_board("pynq-z2"),
+                             g.inputs, g.outputs)
+    for stage, row in res["verification"].items():
+        assert row["vectors"] >= 1000 and row["mismatches"] == 0, (stage, row)
+    ops = [n.op_type for n in ModelWrapper(str(res["final_model"])).graph.node]
+    assert ops and all(op.endswith("_rtl") for op in ops), ops
 
 
 def test_schema_refuses_a_concat_across_grids(tmp_path: Path) -> None:

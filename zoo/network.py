@@ -46,20 +46,28 @@ def _relu(bits: int) -> QuantReLU:
 
 
 class ResidualBlock(nn.Module):
-    """(N, W) QuantTensor x -> q(x + Linear(q(Linear(x)))): (N, W) QuantTensor. The sum's
-    quantizer is shared by both summands' grids (ReLU-quantized, the same bits), so the
-    add is exact on the accumulator grid, as a FINN join needs."""
+    """(N, W) QuantTensor x -> relu_q(s(x) + s(Linear(relu_q(Linear(x))))): (N, W).
+
+    Both summands go through ONE shared fixed quantizer ``s`` (signed, ``SHARED_BITS``
+    bits, scale 2**``SHARED_SCALE_LOG2``), so the add is of two integer tensors on one
+    grid: exactly FINN's streamed ElementwiseAdd (hw.custom_ops), with no float scale
+    left on either input. (Adding the raw accumulator of the second Linear to the skip,
+    on different grids, leaves a float Add that no FINN layer implements.)
+    """
+
+    SHARED_BITS = 8
+    SHARED_SCALE_LOG2 = -4
 
     def __init__(self, width: int, weight_bits: int, act_bits: int, bias_bits: int) -> None:
         super().__init__()
         self.fc1 = quant_linear(width, width, weight_bits, bias_bits)
         self.act = _relu(act_bits)
         self.fc2 = quant_linear(width, width, weight_bits, bias_bits)
+        self.shared = fixed_quant_identity(self.SHARED_BITS, self.SHARED_SCALE_LOG2)
         self.out = _relu(act_bits)
 
     def forward(self, x: Any) -> Any:
-        skip = x.value if hasattr(x, "value") else x
-        return self.out(skip + self.fc2(self.act(self.fc1(x))))
+        return self.out(self.shared(x) + self.shared(self.fc2(self.act(self.fc1(x)))))
 
 
 class DenseStack(nn.Module):
