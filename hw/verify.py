@@ -21,23 +21,89 @@ from tqdm import tqdm
 from contract.iospec import mismatching_vectors
 from hw.steps import contract_io_names, host_output_scales
 
+HW_DOMAIN = "finn.custom_op.fpgadataflow"
+SHAPE_ATTRS = ("lhs_shape", "rhs_shape", "out_shape")  # FINN's ElementwiseBinary layers
+
+
+def is_hw_node(node: Any) -> bool:
+    """A FINN HW layer (generic, ``.hls`` or ``.rtl`` domain, ours included)."""
+    return node.domain.startswith(HW_DOMAIN)
+
+
+def _batch_dims(shape: list[int], n: int) -> list[int]:
+    """A batch-1 shape with its leading 1 replaced by ``n`` (other shapes as they are)."""
+    shape = [int(d) for d in shape]
+    return [n] + shape[1:] if len(shape) > 1 and shape[0] == 1 else shape
+
 
 def with_batch(model: ModelWrapper, n: int) -> ModelWrapper:
-    """A copy of ``model`` whose first dimension is ``n`` on every graph input and output
-    (one execution for a whole batch)."""
+    """A copy of ``model`` that executes ``n`` vectors at once (one ``execute_onnx`` for
+    the whole batch): every tensor (N, ...) where the batch-1 model has (1, ...).
+
+    * Models without HW layers (QONNX, ``finn_converted``, ``streamlined``): graph inputs
+      and outputs get batch ``n``, value_info is cleared and :class:`InferShapes`
+      derives every other shape (QONNX's Quant'ed weights have value_info of their own
+      whose leading 1 is no batch dimension, so they cannot simply be resized).
+    * Models with HW layers (``hw_layers``, ``hw_folded``, the RTL graphs of
+      :mod:`hw.rtlsim`): shape inference cannot be relied on. DuplicateStreams'
+      shape-compatible op has one output (its other outputs come back unspecified:
+      "Found unspecified tensor shapes"), StreamingSplit cannot infer from an unknown
+      input shape, and ElementwiseBinary layers (ElementwiseAdd) compare their
+      ``lhs_shape``/``rhs_shape`` attributes, fixed at batch 1, with the tensors
+      (``FINNInternalError: Input shape mismatch``). So the batch-1 shapes are kept and
+      their leading 1 set to ``n``: graph inputs/outputs and every value_info that is
+      not an initializer's; on every HW layer ``numInputVectors``' leading 1 and the
+      leading 1 of ``lhs_shape``/``rhs_shape``/``out_shape`` (an operand that is an
+      initializer keeps its shape) become ``n``, and ``exec_mode`` is ``cppsim`` (RTL
+      layers: their Python model). An output the batch-1 model has no shape for is
+      taken from its layer's ``get_normal_output_shape``; only if something is still
+      unspecified does InferShapes run.
+
+    Raises ValueError naming the tensors whose shape stays unknown.
+    """
     m = ModelWrapper(model.model.__deepcopy__())
-    for t in [i.name for i in m.graph.input] + [o.name for o in m.graph.output]:
-        m.set_tensor_shape(t, [n] + m.get_tensor_shape(t)[1:])
-    while len(m.graph.value_info):
-        m.graph.value_info.pop()
+    if not any(is_hw_node(node) for node in m.graph.node):
+        for t in [i.name for i in m.graph.input] + [o.name for o in m.graph.output]:
+            m.set_tensor_shape(t, [n] + m.get_tensor_shape(t)[1:])
+        while len(m.graph.value_info):
+            m.graph.value_info.pop()
+        return m.transform(InferShapes())
+    consts = {i.name for i in m.graph.initializer}
+    for vi in list(m.graph.input) + list(m.graph.output) + list(m.graph.value_info):
+        dims = vi.type.tensor_type.shape.dim
+        if vi.name not in consts and len(dims) > 1 and dims[0].dim_value == 1:
+            dims[0].dim_value = n
     for node in m.graph.node:
-        if node.domain.startswith("finn.custom_op.fpgadataflow"):
-            inst = getCustomOp(node)
-            # FINN's "cppsim" exec_mode of RTL layers runs the layer's Python model.
+        if not is_hw_node(node):
+            continue
+        inst = getCustomOp(node)
+        attrs = inst.get_nodeattr_types()
+        if "exec_mode" in attrs:
             inst.set_nodeattr("exec_mode", "cppsim")
-            if "numInputVectors" in inst.get_nodeattr_types():
-                inst.set_nodeattr("numInputVectors", [n])
-    return m.transform(InferShapes())
+        if "numInputVectors" in attrs:
+            vecs = [int(v) for v in inst.get_nodeattr("numInputVectors")]
+            inst.set_nodeattr("numInputVectors", [n] + vecs[1:] if vecs and vecs[0] == 1
+                              else vecs)
+        for k, attr in enumerate(SHAPE_ATTRS):
+            if attr not in attrs:
+                continue
+            operand = node.input[k] if k < 2 and k < len(node.input) else None
+            if operand is not None and operand in consts:
+                continue
+            inst.set_nodeattr(attr, _batch_dims(list(inst.get_nodeattr(attr)), n))
+    for node in m.graph.node:
+        if is_hw_node(node):
+            for k, out in enumerate(node.output):
+                if m.get_tensor_shape(out) is None:
+                    m.set_tensor_shape(out, [int(d) for d in
+                                             getCustomOp(node).get_normal_output_shape(k)])
+    if not m.check_all_tensor_shapes_specified():
+        m = m.transform(InferShapes())
+    missing = sorted({t for node in m.graph.node for t in [*node.input, *node.output]
+                      if t and m.get_tensor_shape(t) is None})
+    if missing:
+        raise ValueError(f"with_batch({n}): no shape for tensors {missing}")
+    return m
 
 
 def to_codes(values: np.ndarray, scale: float, stage: str) -> np.ndarray:

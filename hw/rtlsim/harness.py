@@ -208,13 +208,14 @@ def simulate(built: Built, inputs: dict[str, np.ndarray], seed: int = 1,
 
 def expected(built: Built, inputs: dict[str, np.ndarray], batch: int = 1024
              ) -> dict[str, np.ndarray]:
-    """FINN's execution of the HW model (each RTL layer's Python model) on ``inputs``:
-    {output name: (N, G) int64 codes}, the reference the RTL must match.
-
-    Batched by resizing every tensor's first dimension (not shape inference: FINN's
-    DuplicateStreams/StreamingConcat shape inference leaves tensors unspecified after
-    hw.verify.with_batch clears value_info)."""
+    """FINN's execution of the HW model (each RTL layer's Python model) on ``inputs``
+    ({input name: (N, F) int codes}): {output name: (N, G) int64 codes}, the reference
+    the RTL must match. Batched by :func:`hw.verify.with_batch` (the batch-1 shapes with
+    their leading 1 set to the batch: no shape inference, which FINN's
+    DuplicateStreams/StreamingSplit/ElementwiseAdd do not survive at batch > 1)."""
     from qonnx.core.onnx_exec import execute_onnx
+
+    from hw.verify import with_batch
 
     base = ModelWrapper(str(built.model_path))
     n = len(next(iter(inputs.values())))
@@ -223,19 +224,7 @@ def expected(built: Built, inputs: dict[str, np.ndarray], batch: int = 1024
     for i in range(0, n, batch):
         k = min(batch, n - i)
         if k not in cache:
-            m = ModelWrapper(base.model.__deepcopy__())
-            tensors = ([t.name for t in m.graph.input] + [t.name for t in m.graph.output]
-                       + [t.name for t in m.graph.value_info])
-            for t in tensors:
-                shape = m.get_tensor_shape(t)
-                if shape:
-                    m.set_tensor_shape(t, [k] + list(shape[1:]))
-            for node in m.graph.node:
-                inst = getCustomOp(node)
-                inst.set_nodeattr("exec_mode", "cppsim")  # RTL layers: their Python model
-                if "numInputVectors" in inst.get_nodeattr_types():
-                    inst.set_nodeattr("numInputVectors", [k])
-            cache[k] = m
+            cache[k] = with_batch(base, k)
         m = cache[k]
         feed = {t["tensor"]: inputs[t["name"]][i:i + k].astype(np.float32).reshape(
             m.get_tensor_shape(t["tensor"])) for t in built.io["inputs"]}

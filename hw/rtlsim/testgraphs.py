@@ -12,6 +12,9 @@ specialized to RTL (SpecializeLayers, ``preferred_impl_style="rtl"``). Vectors a
   MVAU + Thresholding pairs, SIMD = PE = 1) / short path (direct) -> StreamingConcat_rtl
   (long path on in0, short on in1) -> y (2C)``: the concat drains in0 first, so the short
   path's FIFO must hold what the fork emits while the long path computes.
+* :func:`residual`: ``x (C x INT8) -> DuplicateStreams_rtl -> MVAU + Thresholding /
+  direct -> ElementwiseAdd_rtl (ours) -> y (C)``: a residual join whose add takes both
+  operands in the same cycle.
 """
 
 from __future__ import annotations
@@ -122,13 +125,31 @@ class GraphBuilder:
         self.types[out] = (_int_type(lo, hi), sum(chans))
         return out
 
+    def add(self, a: str, b: str, pe: int = 1) -> str:
+        """Streamed integer a + b (FINN ElementwiseAdd, specialized to our
+        ElementwiseAdd_rtl), out datatype holding every sum."""
+        (adt, ch), (bdt, ch_b) = self.types[a], self.types[b]
+        assert ch == ch_b, (ch, ch_b)
+        lo = int(DataType[adt].min()) + int(DataType[bdt].min())
+        hi = int(DataType[adt].max()) + int(DataType[bdt].max())
+        odt = _int_type(lo, hi)
+        name = self._name("ElementwiseAdd")
+        out = f"{name}_out"
+        self.nodes.append(oh.make_node(
+            "ElementwiseAdd", [a, b], [out], domain=DOMAIN, backend="fpgadataflow",
+            name=name, lhs_dtype=adt, rhs_dtype=bdt, out_dtype=odt, lhs_shape=[1, ch],
+            rhs_shape=[1, ch], out_shape=[1, ch], lhs_style="input", rhs_style="input",
+            PE=pe, preferred_impl_style="rtl"))
+        self.types[out] = (odt, ch)
+        return out
+
     def model(self, inputs: list[str], outputs: list[str],
               rename: dict[str, str] | None = None) -> ModelWrapper:
         """The ModelWrapper, outputs renamed by ``rename`` (tensor -> graph output name),
         specialized to RTL variants."""
         from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
 
-        import hw.custom_ops  # noqa: F401  (registers our RTL ops with FINN)
+        from hw.custom_ops import SpecializeIntegerElementwiseAdd
 
         rename = rename or {}
         for n in self.nodes:
@@ -152,7 +173,7 @@ class GraphBuilder:
         for k, (v, dt) in self.inits.items():
             m.set_initializer(k, v)
             m.set_tensor_datatype(k, DataType[dt])
-        return m.transform(SpecializeLayers(PART))
+        return m.transform(SpecializeIntegerElementwiseAdd()).transform(SpecializeLayers(PART))
 
 
 def two_chains(seed: int = 0) -> ModelWrapper:
@@ -175,4 +196,13 @@ def fork_join(channels: int = 8, depth: int = 3, seed: int = 0) -> ModelWrapper:
     for _ in range(depth):
         t = g.threshold(g.mvau(t, channels))
     y = g.concat([t, short])
+    return g.model(["x"], ["y"], {y: "y"})
+
+
+def residual(channels: int = 4, seed: int = 0) -> ModelWrapper:
+    """x -> DuplicateStreams -> [MVAU, Thresholding] / [short] -> ElementwiseAdd -> y."""
+    g = GraphBuilder(seed)
+    x = g.input("x", "INT8", channels)
+    long_in, short = g.duplicate(x)
+    y = g.add(g.threshold(g.mvau(long_in, channels)), short)
     return g.model(["x"], ["y"], {y: "y"})
