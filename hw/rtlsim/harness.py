@@ -129,17 +129,7 @@ def generate_hdl(model: ModelWrapper, rtl_dir: Path, fpgapart: str,
     from hw.package import collect_rtl
 
     model = model.transform(PrepareIP(fpgapart, 1000.0 / clock_mhz))
-    files = collect_rtl(model, rtl_dir)
-    # memstream_axi.sv instantiates axilite, which hw.package.collect_rtl only ships when
-    # another layer (Thresholding_rtl) lists it: a graph of MVAUs alone misses it.
-    axil = "finn-rtllib/axi/hdl/axilite.sv"
-    if any(f.endswith("memstream_axi.sv") for f in files) and axil not in files:
-        from finn.util.settings import get_settings
-
-        (rtl_dir / axil).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(get_settings().finn_rtllib) / "axi/hdl/axilite.sv", rtl_dir / axil)
-        files.insert(next(i for i, f in enumerate(files) if not f.endswith("_pkg.sv")), axil)
-        (rtl_dir / "filelist.f").write_text("\n".join(files) + "\n")
+    collect_rtl(model, rtl_dir)
     return model
 
 
