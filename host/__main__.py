@@ -5,7 +5,8 @@ mismatch. bench: CPU/GPU PyTorch and Brevitas latency/throughput vs the accelera
 Both check the package first (host.package.open_package; ``--board`` also refuses a
 package built for another board); a refused package prints the reason and exits 2, as
 do out-of-range arguments (argparse) and a package with several named streams given to
-a backend that carries one input and one output stream (rtlsim, pynq, bench).
+``bench`` (it carries one input and one output stream; every backend of ``verify``
+carries any number, one IODMA per stream on rtlsim and pynq).
 """
 
 from __future__ import annotations
@@ -91,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--batch-size", type=int_at_least(1), default=1024, help="(>= 1)")
     v.add_argument("--reference", default="brevitas", choices=["brevitas", "qonnx"])
     v.add_argument("--p-valid", type=probability, default=0.6,
-                   help="rtlsim: probability the input stream offers a beat per cycle, (0, 1]")
+                   help="rtlsim: probability each input stream offers a beat per cycle, (0, 1]")
     v.add_argument("--p-ready", type=probability, default=0.5,
-                   help="rtlsim: probability the output stream is ready per cycle, (0, 1]")
+                   help="rtlsim: probability each output stream is ready per cycle, (0, 1]")
     v.add_argument("--sim-seed", type=int_at_least(0), default=1)
     b = sub.add_parser("bench", help="latency/throughput: CPU, CUDA, FPGA (RTL cycles)")
     b.add_argument("package", type=Path)

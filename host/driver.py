@@ -14,18 +14,19 @@ backend answers ``{output name: (k, G) codes}``.
 ``zynq-iodma`` platforms (``FINNExampleOverlay.execute_on_buffers``): pack into a
 ``uint8`` DMA buffer, flush, program the output then the input IODMA (buffer address low
 and high words, number of vectors, ``ap_start``), poll the output IODMA's ``ap_done``,
-invalidate and unpack. It carries one input and one output stream (FINN's IODMA pair
-``idma0``/``odma0``); a package with several streams is refused at construction
-(:class:`MultiStreamError`, naming them). The ``pynq`` and ``rtlsim`` backends differ only
-in who serves the buffers and the registers; the ``reference`` backend runs any number
-of streams.
+invalidate and unpack. One IODMA per named stream, in the I/O spec's order, as FINN's
+shell instantiates them (InsertIODMA walks the graph inputs and outputs in order):
+input ``i`` is ``idma<i>``, output ``j`` is ``odma<j>`` (:func:`dma_names`); every output
+IODMA is programmed before any input IODMA and every one is polled for ``ap_done``. The
+``pynq`` and ``rtlsim`` backends differ only in who serves the buffers and the
+registers; the ``reference`` backend runs any number of streams too.
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -110,8 +111,8 @@ class Backend(ABC):
 
 
 def single_stream(package: Package, what: str,
-                  hint: str = "use backend='reference' (several IODMAs are not supported "
-                              "yet)") -> tuple[StreamSpec, StreamSpec]:
+                  hint: str = "the Accelerator's backends (rtlsim, pynq, reference) carry "
+                              "several streams by name") -> tuple[StreamSpec, StreamSpec]:
     """The one input and one output stream of ``package``; :class:`MultiStreamError`
     naming the streams (and ``what`` refused them) where it has several."""
     ins, outs = package.inputs, package.outputs
@@ -123,51 +124,129 @@ def single_stream(package: Package, what: str,
     return next(iter(ins.values())), next(iter(outs.values()))
 
 
+def dma_names(package: Package) -> tuple[list[str], list[str]]:
+    """FINN's IODMA instance names for ``package``'s streams, in I/O spec order:
+    ``(["idma0", ...], ["odma0", ...])`` (the zynq-iodma shell's naming)."""
+    return ([f"idma{i}" for i in range(len(package.inputs))],
+            [f"odma{j}" for j in range(len(package.outputs))])
+
+
 class DmaBackend(Backend):
-    """FINN's zynq-iodma buffer/register sequence on an abstract device (one input and one
-    output stream: refused otherwise, by :func:`single_stream`, before anything is built)."""
+    """FINN's zynq-iodma buffer/register sequence on an abstract device, one IODMA and one
+    DMA buffer per named stream.
+
+    ``idmas`` / ``odmas``: the IODMAs' register files in I/O spec order (input ``i`` ->
+    ``idmas[i]``), one per stream (else ValueError naming the streams). Buffers:
+    ``ibufs`` / ``obufs`` ``{stream name: uint8 (batch_size, beats, bytes_per_beat)}``;
+    ``ibuf``/``obuf``/``input``/``output``/``idma``/``odma``: the one stream's, for a
+    single-stream package (:class:`MultiStreamError` otherwise).
+    """
 
     poll_timeout_s = 10.0
 
-    def __init__(self, package: Package, batch_size: int, idma: Register,
-                 odma: Register) -> None:
+    def __init__(self, package: Package, batch_size: int, idmas: Sequence[Register],
+                 odmas: Sequence[Register]) -> None:
         super().__init__(package, batch_size)
-        self.input, self.output = single_stream(package, f"backend {self.name!r}")
-        self.idma, self.odma = idma, odma
-        self.ibuf = self.allocate(self.input.packed_shape(self.batch_size))
-        self.obuf = self.allocate(self.output.packed_shape(self.batch_size))
+        idmas, odmas = list(idmas), list(odmas)
+        if len(idmas) != len(self.inputs) or len(odmas) != len(self.outputs):
+            raise ValueError(
+                f"backend {self.name!r}: {len(idmas)} input and {len(odmas)} output IODMAs "
+                f"for package {package.name}'s {len(self.inputs)} input stream(s) "
+                f"{list(self.inputs)} and {len(self.outputs)} output stream(s) "
+                f"{list(self.outputs)}: one IODMA per stream")
+        self.idmas = dict(zip(self.inputs, idmas, strict=True))
+        self.odmas = dict(zip(self.outputs, odmas, strict=True))
+        self.ibufs: dict[str, Any] = {}
+        self.obufs: dict[str, Any] = {}
+        for k, s in self.inputs.items():
+            self.ibufs[k] = self.allocate(s.packed_shape(self.batch_size))
+        for k, s in self.outputs.items():
+            self.obufs[k] = self.allocate(s.packed_shape(self.batch_size))
 
     @abstractmethod
     def allocate(self, shape: tuple[int, ...]) -> np.ndarray:
         """Contiguous uint8 buffer with ``device_address``, ``flush`` and ``invalidate``."""
 
+    def _one(self, table: dict[str, Any], what: str) -> Any:
+        if len(table) != 1:
+            raise MultiStreamError(f"backend {self.name!r}: package {self.package.name} has "
+                                   f"{len(table)} {what}s {list(table)}: use .{what}s[name]")
+        return next(iter(table.values()))
+
+    @property
+    def input(self) -> StreamSpec:
+        """The one input stream (single-input packages)."""
+        return self._one(self.inputs, "input")
+
+    @property
+    def output(self) -> StreamSpec:
+        """The one output stream (single-output packages)."""
+        return self._one(self.outputs, "output")
+
+    @property
+    def ibuf(self) -> Any:
+        """The one input DMA buffer (single-input packages)."""
+        return self._one(self.ibufs, "ibuf")
+
+    @property
+    def obuf(self) -> Any:
+        """The one output DMA buffer (single-output packages)."""
+        return self._one(self.obufs, "obuf")
+
+    @property
+    def idma(self) -> Register:
+        """The one input IODMA (single-input packages)."""
+        return self._one(self.idmas, "idma")
+
+    @property
+    def odma(self) -> Register:
+        """The one output IODMA (single-output packages)."""
+        return self._one(self.odmas, "odma")
+
     def run(self, codes: Codes) -> Codes:
         self.ensure_open()
-        a = codes[self.input.name]
-        k = len(a)
+        ks = {k: len(codes[k]) for k in self.inputs}
+        k = next(iter(ks.values()))
+        if len(set(ks.values())) != 1:
+            raise ValueError(f"inputs have different numbers of vectors {ks}")
         if not 0 < k <= self.batch_size:
             raise ValueError(f"batch of {k} vectors; buffers hold 1..{self.batch_size}")
-        self.ibuf[:k] = pack(a, self.input)
-        self.ibuf.flush()
+        for name, spec in self.inputs.items():
+            buf = self.ibufs[name]
+            buf[:k] = pack(codes[name], spec)
+            buf.flush()
         self.execute_on_buffers(k)
-        self.obuf.invalidate()
-        return {self.output.name: unpack(np.array(self.obuf[:k]), self.output)}
+        out = {}
+        for name, spec in self.outputs.items():
+            buf = self.obufs[name]
+            buf.invalidate()
+            out[name] = unpack(np.array(buf[:k]), spec)
+        return out
 
     def execute_on_buffers(self, k: int) -> None:
-        """Program both IODMAs for ``k`` vectors and wait for the output IODMA's ap_done."""
-        if not self.odma.read(REG_CTRL) & AP_IDLE:
-            raise RuntimeError("output IODMA is not idle")
-        for dma, buf in ((self.odma, self.obuf), (self.idma, self.ibuf)):
+        """Program every IODMA for ``k`` vectors (outputs first, then inputs, each in I/O
+        spec order) and wait until every output IODMA has reported ``ap_done``."""
+        for name, dma in self.odmas.items():
+            if not dma.read(REG_CTRL) & AP_IDLE:
+                raise RuntimeError(f"output IODMA of {name!r} is not idle")
+        for dma, buf in [*((self.odmas[n], self.obufs[n]) for n in self.outputs),
+                         *((self.idmas[n], self.ibufs[n]) for n in self.inputs)]:
             addr = int(buf.device_address)
             dma.write(REG_ADDR_LO, addr & 0xFFFFFFFF)
             dma.write(REG_ADDR_HI, (addr >> 32) & 0xFFFFFFFF)
             dma.write(REG_NUM_REPS, k)
             dma.write(REG_CTRL, AP_START)
         deadline = time.monotonic() + self.poll_timeout_s
-        while not self.odma.read(REG_CTRL) & AP_DONE:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"output IODMA not done after {self.poll_timeout_s} s "
-                                   f"({k} vectors)")
+        for name, dma in self.odmas.items():
+            while not dma.read(REG_CTRL) & AP_DONE:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"output IODMA of {name!r} not done after "
+                                       f"{self.poll_timeout_s} s ({k} vectors)")
+
+    def release(self) -> None:
+        """Free every DMA buffer."""
+        for buf in [*self.ibufs.values(), *self.obufs.values()]:
+            buf.freebuffer()
 
 
 def on_board() -> bool:

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 REQS = REPO / "host" / "requirements-board.txt"
 BOARD_MODULES = ["contract.seal", "contract.iospec", "host", "host.package", "host.onnx_facts",
                  "host.codec", "host.driver", "host.verify", "host.backends.pynq_backend",
-                 "host.integer", "host.backends.integer"]
+                 "host.integer", "host.backends.integer", "tests.test_host_stub_board"]
 FORBIDDEN = ["torch", "finn", "qonnx", "brevitas", "hw", "onnx", "train", "export"]
 
 SCRIPT = r"""
@@ -37,7 +37,7 @@ from pathlib import Path
 import host.package, host.onnx_facts, host.codec, host.driver, host.backends.pynq_backend
 import host.verify
 from host.codec import StreamSpec, pack, unpack
-from host.driver import Accelerator, BoardUnavailableError, MultiStreamError, on_board
+from host.driver import Accelerator, BoardUnavailableError, on_board
 bad = [m for m in {forbidden} if m in sys.modules]
 assert not bad, bad
 d = Path(sys.argv[1])
@@ -63,9 +63,37 @@ m = host.package.open_package(d / "multi")  # two inputs, two outputs, a codeboo
 assert [t["scale"] for t in m.derived_io["outputs"]] == [2 ** -5, 1.0], m.derived_io
 try:
     Accelerator(m, backend="pynq")
-    raise SystemExit("pynq backend did not refuse several streams")
-except MultiStreamError as e:
-    print("multi refused:", str(e).split(";")[1].strip())
+    raise SystemExit("pynq backend did not refuse off-board")
+except BoardUnavailableError as e:
+    print("multi refused:", str(e).splitlines()[0])
+# several streams through the pynq backend's own code on a stub board (numpy 1, real
+# pynq replaced in sys.modules): one IODMA per stream, golden codes back per output
+from tests.test_host_stub_board import StubBoard, expected_trace, restore
+served = []
+def golden_rows(codes):
+    i = sum(served)
+    k = len(next(iter(codes.values())))
+    for name, v in codes.items():
+        assert np.array_equal(v, GIN[name][i:i + k]), name
+    served.append(k)
+    return {name: GOUT[name][i:i + k] for name in m.outputs}
+from contract.iospec import Golden
+gold = Golden.load(d / "multi" / "golden.npz")
+GIN, GOUT = gold.inputs, gold.outputs
+board = StubBoard(m.inputs, m.outputs, golden_rows)
+before = board.install()
+try:
+    with Accelerator(m, backend="pynq", batch_size=16) as acc:
+        got = acc.execute_codes(GIN)
+        assert all(np.array_equal(got[k], GOUT[k]) for k in GOUT), "multi: codes differ"
+        served.clear()
+        board.trace.clear()
+        acc.execute_codes({k: v[:5] for k, v in GIN.items()})
+        assert board.trace == expected_trace(board, acc, 5), board.trace
+    print("multi on stub board:", len(GIN["a"]), "vectors exact,",
+          [d for d in board.idmas], [d for d in board.odmas])
+finally:
+    restore(before)
 # golden vectors on the board: numpy only (the in-test backend computes the fake network)
 class Net(host.driver.Backend):
     def run(self, codes):
@@ -100,7 +128,7 @@ def test_board_path_runs_with_numpy1_and_pynq(tmp_path: Path) -> None:
     py = board_venv()
     io = json.loads((fake_package(tmp_path / "nobit") / "manifest.json").read_text())["io"]
     fake_package(tmp_path / "withbit", extra={"accel.bit": b"\x00" * 64})
-    fake_package(tmp_path / "multi", streams=MULTI)
+    fake_package(tmp_path / "multi", streams=MULTI, extra={"accel.bit": b"\x00" * 64})
     np.save(tmp_path / "w.npy", weights(12, 6))
     tampered = fake_package(tmp_path / "tampered")
     m = json.loads((tampered / "manifest.json").read_text())
@@ -122,8 +150,9 @@ def test_board_path_runs_with_numpy1_and_pynq(tmp_path: Path) -> None:
     assert "nobit refused" in r.stdout and "withbit refused: pynq.Overlay" in r.stdout
     assert "tampered refused: ManifestIntegrityError recomputed from manifest.json" in r.stdout
     assert "nobit refused: BoardIntegrityError" in r.stdout
-    assert "multi refused: package multi has 2 input stream(s) ['a', 'b'] and 2 output " \
-           "stream(s) ['y', 'idx']" in r.stdout
+    assert "multi refused: pynq.Overlay" in r.stdout
+    assert "multi on stub board: 40 vectors exact, ['idma0', 'idma1'] ['odma0', 'odma1']" \
+        in r.stdout
     assert "golden on board: 40 passed; skipped: torch not installed" in r.stdout
 
 

@@ -8,8 +8,8 @@ is needed.
   through an in-test :class:`host.driver.Backend` that computes a known integer function
   (``tests.test_host_package.known_function``), and through the ``reference`` backend's
   QONNX execution of the fake package's executable ``model_qonnx.onnx``;
-* the single-stream backends (rtlsim, pynq) and ``host bench`` refuse several streams by
-  name, before building anything;
+* the IODMA backends (rtlsim, pynq) take one IODMA per stream; ``host bench`` refuses
+  several streams by name, before measuring anything;
 * the contract re-derived from the ONNX models with two inputs and two outputs, the
   manifest checked against ``iospec.json``, a package in the old single-stream format
   refused with a request to rebuild it;
@@ -212,35 +212,51 @@ def test_backend_answers_are_checked(multi: Path) -> None:
         acc.execute_codes(g.inputs)
 
 
-# ------------------------------------------------------------------ single-stream paths
-def test_rtlsim_and_pynq_refuse_several_streams(multi: Path,
+# ------------------------------------------------------------------ IODMA backends
+def test_dma_backends_take_one_iodma_per_stream(multi: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """rtlsim and pynq accept several streams (one IODMA each, FINN's names idma0.. /
+    odma0.. in I/O spec order); the pynq backend off-board refuses for want of a board,
+    not of streams. (Through the RTL: tests/test_host_multistream.py; the pynq code path on
+    a stub board: tests/test_host_stub_board.py.)"""
     import host.backends.rtlsim as rtlsim
+    from host.driver import BoardUnavailableError, DmaBackend, dma_names
 
-    def never(*a: Any, **k: Any) -> None:
-        raise AssertionError("the Verilator build was started for a multi-stream package")
+    assert dma_names(open_package(multi)) == (["idma0", "idma1"], ["odma0", "odma1"])
+    built = []
 
-    monkeypatch.setattr(rtlsim, "ensure_binary", never)
-    names = r"2 input stream\(s\) \['a', 'b'\] and 2 output stream\(s\) \['y', 'idx'\]"
-    with pytest.raises(MultiStreamError, match=rf"backend 'rtlsim' carries one input and one "
-                                               rf"output stream .*{names}.*reference"):
+    def no_rtl(package: Package, work: Path | None = None) -> None:
+        built.append(package.name)
+        raise FileNotFoundError("no RTL in the fake package")
+
+    monkeypatch.setattr(rtlsim, "ensure_binary", no_rtl)
+    with pytest.raises(FileNotFoundError, match="no RTL"):
         Accelerator(multi, "rtlsim")
-    with pytest.raises(MultiStreamError, match=rf"backend 'pynq' .*{names}"):
+    assert built == [multi.name]  # got as far as the Verilator build
+    with pytest.raises(BoardUnavailableError):
         Accelerator(multi, "pynq")
-    two = fake_package(multi.parent / "two", streams=ONE_IN_TWO_OUT)
-    with pytest.raises(MultiStreamError, match=r"\['s'\] and 2 output stream\(s\) "
-                                               r"\['u', 'v'\]"):
-        Accelerator(two, "rtlsim")
+
+    class Regs:
+        def read(self, offset: int) -> int:
+            return 0
+
+        def write(self, offset: int, value: int) -> None:
+            pass
+
+    class Mem(DmaBackend):
+        def allocate(self, shape: tuple[int, ...]) -> np.ndarray:
+            return np.zeros(shape, np.uint8)
+
+    with pytest.raises(ValueError, match=r"1 input and 2 output IODMAs for package "
+                                         r"m-pynq-z2's 2 input stream\(s\) \['a', 'b'\]"):
+        Mem(open_package(multi), 4, [Regs()], [Regs(), Regs()])
 
 
-def test_cli_and_bench_refuse_several_streams(multi: Path, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_refuses_several_streams(multi: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
     from host.__main__ import main
     from host.bench import run_bench
 
-    assert main(["verify", str(multi), "--backend", "rtlsim", "--vectors", "0"]) == 2
-    err = capsys.readouterr().err
-    assert "MultiStreamError" in err and "['a', 'b']" in err and "['y', 'idx']" in err
     with pytest.raises(MultiStreamError, match=r"host bench carries one input .*\['a', 'b'\]"):
         run_bench(multi, tmp_path / "out", [1], 0.05)
     assert main(["bench", str(multi), "--out", str(tmp_path / "out")]) == 2

@@ -9,15 +9,20 @@ the IODMAs and DRAM are modelled here, in software:
   the device sees DRAM, ``flush`` copies CPU -> DRAM and ``invalidate`` DRAM -> CPU (a
   cacheable buffer that is not flushed is not seen by the DMA, as on the board);
 * :class:`SimIODMA` is the AXI-lite register file of one IODMA (``ap_ctrl_hs``);
-* :class:`SimDevice` starts a transfer once both IODMAs have ``ap_start``: the input
-  IODMA reads ``num_reps`` packed vectors from DRAM at its address, each beat goes in
-  as one AXI-stream word, the output beats are written to DRAM at the output IODMA's
-  address, and both IODMAs report ``ap_done | ap_idle``. Optional random input valid
-  gaps and output back-pressure come from the testbench (seeded).
+* :class:`SimDevice` has one IODMA per named stream, in I/O spec order, named as FINN's
+  shell names them (``idma0..``, ``odma0..``; :func:`host.driver.dma_names`). It starts a
+  transfer once every IODMA has ``ap_start`` with the same ``num_reps`` (a different
+  count would leave the accelerator waiting for vectors that never come: refused as
+  a stall): each input IODMA reads its ``num_reps`` packed vectors from DRAM at its
+  address, each beat goes in as one AXI-stream word on that stream's port
+  (``s_axis_<i>`` of the stitched top), all streams at once; each output stream's beats
+  are written to DRAM at its IODMA's address, and every IODMA reports
+  ``ap_done | ap_idle``. Optional random input valid gaps and output back-pressure come
+  from the testbench (seeded, independent per stream).
 
-The Verilator binary is built once per package content (cached under ``work``). The
-stitched top has one input and one output AXI stream: a package with several named
-streams is refused before anything is built (:class:`host.driver.MultiStreamError`).
+The Verilator binary is built once per package content (cached under ``work``); the
+stitched top's stream order is checked against the package's (``rtl/stitched``'s ports
+file) before the first transfer.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from host.driver import (
     REG_CTRL,
     REG_NUM_REPS,
     DmaBackend,
-    single_stream,
+    dma_names,
 )
 from host.package import Package
 
@@ -107,16 +112,21 @@ class SimIODMA:
 
 
 class SimDevice:
-    """Simulated DRAM, two IODMAs and the Verilator binary of the accelerator."""
+    """Simulated DRAM, one IODMA per named stream and the Verilator binary of the
+    accelerator. ``idmas`` / ``odmas``: in I/O spec order (``idma`` / ``odma``: the first
+    of each, ``idma0`` / ``odma0``)."""
 
-    def __init__(self, binary: Path, rtl_dir: Path, backend: DmaBackend, seed: int = 1,
+    def __init__(self, binary: Path, rtl_dir: Path, package: Package, seed: int = 1,
                  p_valid: float = 1.0, p_ready: float = 1.0) -> None:
-        self.binary, self.rtl_dir, self.backend = binary, rtl_dir, backend
+        self.binary, self.rtl_dir, self.package = binary, rtl_dir, package
         self.seed, self.p_valid, self.p_ready = seed, p_valid, p_ready
         self.dram: dict[int, np.ndarray] = {}
         self.next_addr = DRAM_BASE
         self.trace: list[tuple] = []
-        self.idma, self.odma = SimIODMA("idma0", self), SimIODMA("odma0", self)
+        i_names, o_names = dma_names(package)
+        self.idmas = [SimIODMA(n, self) for n in i_names]
+        self.odmas = [SimIODMA(n, self) for n in o_names]
+        self.idma, self.odma = self.idmas[0], self.odmas[0]
         self.transfers = 0
         self.last_stats: dict[str, Any] = {}
 
@@ -149,33 +159,41 @@ class SimDevice:
 
     # IODMA transfer
     def started(self, dma: SimIODMA) -> None:
-        if self.idma.regs[REG_CTRL] & AP_START and self.odma.regs[REG_CTRL] & AP_START:
+        if all(d.regs[REG_CTRL] & AP_START for d in self.idmas + self.odmas):
             self.transfer()
 
     def transfer(self) -> None:
-        """Both IODMAs started: stream num_reps vectors from DRAM through the RTL and back."""
-        n, n_out = self.idma.regs[REG_NUM_REPS], self.odma.regs[REG_NUM_REPS]
-        if n != n_out or n < 1:
-            raise SimulationError(f"idma0 num_reps {n} != odma0 num_reps {n_out}: "
-                                  "the accelerator would stall")
-        si, so = self.backend.input, self.backend.output
-        packed = self.dram_read(self.idma.address, n * si.beats * si.bytes_per_beat)
-        beats = packed.reshape(n * si.beats, si.bytes_per_beat)
-        # one AXI-stream word per beat, little-endian bytes -> hex, most significant first
-        in_hex = [b[::-1].tobytes().hex() for b in beats]
-        out_hex, stats = stream(self.binary, self.rtl_dir, in_hex, n, si.beats, so.beats,
-                                self.seed + self.transfers, self.p_valid, self.p_ready)
+        """Every IODMA started: stream num_reps vectors per input from DRAM through the RTL
+        (all inputs at once) and each output's beats back to DRAM."""
+        reps = {d.name: d.regs[REG_NUM_REPS] for d in self.idmas + self.odmas}
+        n = reps[self.idma.name]
+        if len(set(reps.values())) != 1 or n < 1:
+            raise SimulationError(f"IODMA num_reps {reps}: the accelerator would stall "
+                                  "(every stream must carry the same number of vectors)")
+        ins, outs = self.package.inputs, self.package.outputs
+        in_hex = []
+        for dma, si in zip(self.idmas, ins.values(), strict=True):
+            packed = self.dram_read(dma.address, n * si.beats * si.bytes_per_beat)
+            beats = packed.reshape(n * si.beats, si.bytes_per_beat)
+            # one AXI-stream word per beat, little-endian bytes -> hex, most significant first
+            in_hex.append([b[::-1].tobytes().hex() for b in beats])
+        out_hex, stats = stream_many(
+            self.binary, self.rtl_dir, in_hex, n, [s.beats for s in ins.values()],
+            [s.beats for s in outs.values()], self.seed + self.transfers, self.p_valid,
+            self.p_ready, names=(list(ins), list(outs)))
         self.transfers += 1
-        nb = so.bytes_per_beat
-        out = np.frombuffer(b"".join(bytes.fromhex(h.zfill(2 * nb))[::-1] for h in out_hex),
-                            np.uint8)
-        if out.size != n * so.beats * nb:
-            raise SimulationError(f"RTL produced {out.size // nb} of {n * so.beats} output "
-                                  f"beats (rc {stats['rc']}): {stats['log'][-500:]}")
-        self.dram_write(self.odma.address, out)
+        for dma, (name, so), words in zip(self.odmas, outs.items(), out_hex, strict=True):
+            nb = so.bytes_per_beat
+            out = np.frombuffer(b"".join(bytes.fromhex(h.zfill(2 * nb))[::-1]
+                                         for h in words), np.uint8)
+            if out.size != n * so.beats * nb:
+                raise SimulationError(f"RTL produced {out.size // nb} of {n * so.beats} "
+                                      f"output beats on {name!r} (rc {stats['rc']}): "
+                                      f"{stats['log'][-500:]}")
+            self.dram_write(dma.address, out)
         self.last_stats = stats
-        self.idma.finish()
-        self.odma.finish()
+        for d in self.idmas + self.odmas:
+            d.finish()
 
 
 def check_probability(name: str, p: float) -> float:
@@ -190,27 +208,49 @@ def check_probability(name: str, p: float) -> float:
 def stream(binary: Path, rtl_dir: Path, in_hex: list[str], n: int, in_beats: int,
            out_beats: int, seed: int, p_valid: float, p_ready: float,
            timeout_s: float = 3600) -> tuple[list[str], dict]:
-    """Run hw.rtlsim's testbench binary on AXI-stream words; returns output words and stats.
+    """:func:`stream_many` for a top with one input and one output stream."""
+    out, stats = stream_many(binary, rtl_dir, [in_hex], n, [in_beats], [out_beats], seed,
+                             p_valid, p_ready, timeout_s)
+    return out[0], stats
 
-    Command line and files are the testbench's (hw/rtlsim/tb_top.cpp); it runs in the
-    RTL folder so the wrappers' relative ``.dat`` paths resolve. The testbench gives up
-    (exit 2) when no beat moves on either stream for its STALL_LIMIT cycles; that, a
-    crash, an RTL assertion or ``timeout_s`` raise :class:`SimulationError` with the beat
-    counts, the probabilities and the log.
+
+def stream_many(binary: Path, rtl_dir: Path, in_hex: list[list[str]], n: int,
+                in_beats: list[int], out_beats: list[int], seed: int, p_valid: float,
+                p_ready: float, timeout_s: float = 3600,
+                names: tuple[list[str], list[str]] | None = None
+                ) -> tuple[list[list[str]], dict]:
+    """Run hw.rtlsim's testbench binary on AXI-stream words, all streams at once.
+
+    ``in_hex[i]``: the ``n * in_beats[i]`` words (hex) of input stream ``i`` (port
+    ``s_axis_<i>``); returns one list of output words per output stream (``m_axis_<j>``,
+    ``n * out_beats[j]`` of them) and the statistics. Config and files are the
+    testbench's (hw/rtlsim/tb_top.cpp: ``in<i>=``, ``out<j>=`` ...); it runs in the RTL
+    folder so the wrappers' relative ``.dat`` paths resolve. The testbench gives up
+    (exit 2) when no beat moves on any stream for STALL_LIMIT cycles; that, a crash, an
+    RTL assertion or ``timeout_s`` raise :class:`SimulationError` with the beat counts
+    per stream, the probabilities and the log. ``names``: the streams' names, for the
+    messages.
     """
+    names = names or ([f"in{i}" for i in range(len(in_hex))],
+                      [f"out{j}" for j in range(len(out_beats))])
     cond = f"input valid p={p_valid}, output ready p={p_ready}, seed {seed}"
     with tempfile.TemporaryDirectory(prefix="host-rtlsim-") as tmp:
-        fin, fout, fst = Path(tmp, "in.hex"), Path(tmp, "out.hex"), Path(tmp, "stats.txt")
-        fin.write_text("\n".join(in_hex) + "\n")
-        cfg = Path(tmp, "tb.cfg")  # the testbench's key=value config (hw/rtlsim/tb_top.cpp)
-        cfg.write_text("\n".join([
-            f"n={n}", f"seed={seed}", f"p_valid={p_valid}", f"p_ready={p_ready}",
-            f"stall_limit={STALL_LIMIT}", f"in0={fin}", f"in0_beats={in_beats}",
-            f"out0={fout}", f"out0_beats={out_beats}", f"stats={fst}",
-            f"report={Path(tmp, 'stall.txt')}"]) + "\n")
+        fst = Path(tmp, "stats.txt")
+        # the testbench's key=value config (hw/rtlsim/tb_top.cpp)
+        cfg = [f"n={n}", f"seed={seed}", f"p_valid={p_valid}", f"p_ready={p_ready}",
+               f"stall_limit={STALL_LIMIT}", f"stats={fst}",
+               f"report={Path(tmp, 'stall.txt')}"]
+        for i, (words, beats) in enumerate(zip(in_hex, in_beats, strict=True)):
+            fin = Path(tmp, f"in{i}.hex")
+            fin.write_text("\n".join(words) + "\n")
+            cfg += [f"in{i}={fin}", f"in{i}_beats={beats}"]
+        fouts = [Path(tmp, f"out{j}.hex") for j in range(len(out_beats))]
+        for j, (fout, beats) in enumerate(zip(fouts, out_beats, strict=True)):
+            cfg += [f"out{j}={fout}", f"out{j}_beats={beats}"]
+        Path(tmp, "tb.cfg").write_text("\n".join(cfg) + "\n")
         try:
-            r = subprocess.run([str(binary), str(cfg)], cwd=rtl_dir, capture_output=True,
-                               text=True, timeout=timeout_s)
+            r = subprocess.run([str(binary), str(Path(tmp, "tb.cfg"))], cwd=rtl_dir,
+                               capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired as e:
             raise SimulationError(f"RTL simulation of {n} vectors did not finish in "
                                   f"{timeout_s} s ({cond})") from e
@@ -222,14 +262,18 @@ def stream(binary: Path, rtl_dir: Path, in_hex: list[str], n: int, in_beats: int
             log = stall_message(parse_stall_report(stall_txt.read_text())) + "\n" + log
         raw = (dict(line.split("=", 1) for line in fst.read_text().splitlines() if "=" in line)
                if fst.is_file() else {})
-        out = [x for x in fout.read_text().split() if x] if fout.is_file() else []
+        out = [[x for x in f.read_text().split() if x] if f.is_file() else [] for f in fouts]
     if r.returncode or "cycles" not in raw:
         what = {2: "stalled", 3: "stopped by an RTL assertion ($stop/$error)"}.get(
             r.returncode, "failed")
+        per = [f"input {k!r} {raw.get(f'in{i}_sent', '?')}/{n * in_beats[i]}"
+               for i, k in enumerate(names[0])]
+        per += [f"output {k!r} {raw.get(f'out{j}_got', '?')}/{n * out_beats[j]}"
+                for j, k in enumerate(names[1])]
         beats = (f"; after {raw['cycles']} cycles: {raw.get('sent_beats', '?')} of "
-                 f"{n * in_beats} input beats accepted, {raw.get('got_beats', '?')} of "
-                 f"{n * out_beats} output beats received" if "cycles" in raw else
-                 "; no statistics written")
+                 f"{n * sum(in_beats)} input beats accepted, {raw.get('got_beats', '?')} of "
+                 f"{n * sum(out_beats)} output beats received ({', '.join(per)})"
+                 if "cycles" in raw else "; no statistics written")
         stall = (f" (no beat moved on any stream for {STALL_LIMIT} cycles, "
                  "hw/rtlsim/tb_top.cpp)" if r.returncode == 2 else "")
         raise SimulationError(f"RTL simulation {what}: exit {r.returncode}{stall}{beats} "
@@ -290,18 +334,19 @@ def ensure_binary(package: Package, work: Path | None = None) -> tuple[Path, Pat
 
 
 class RtlsimBackend(DmaBackend):
-    """The board's driver sequence, served by the Verilator simulation of the package's RTL."""
+    """The board's driver sequence, served by the Verilator simulation of the package's RTL
+    (one simulated IODMA per named stream)."""
 
     name = "rtlsim"
 
     def __init__(self, package: Package, batch_size: int, work: str | Path | None = None,
                  sim_seed: int = 1, p_valid: float = 1.0, p_ready: float = 1.0) -> None:
-        single_stream(package, f"backend {self.name!r}")  # before the Verilator build
         p_valid, p_ready = check_probability("p_valid", p_valid), check_probability(
             "p_ready", p_ready)
         binary, rtl = ensure_binary(package, Path(work) if work else None)
-        self.device = SimDevice(binary, rtl, self, sim_seed, p_valid, p_ready)
-        super().__init__(package, batch_size, self.device.idma, self.device.odma)
+        check_stream_order(package, rtl)
+        self.device = SimDevice(binary, rtl, package, sim_seed, p_valid, p_ready)
+        super().__init__(package, batch_size, self.device.idmas, self.device.odmas)
 
     def allocate(self, shape: tuple[int, ...]) -> np.ndarray:
         return self.device.allocate(shape)
@@ -311,6 +356,18 @@ class RtlsimBackend(DmaBackend):
         return {k: s[k] for k in ("cycles", "first_in", "first_out")} | {
             "last_done": s["done"][-1] if s.get("done") else None}
 
-    def release(self) -> None:
-        for buf in (self.ibuf, self.obuf):
-            buf.freebuffer()
+
+def check_stream_order(package: Package, rtl: Path) -> None:
+    """The stitched top's AXI streams (``s_axis_<i>`` / ``m_axis_<j>``, hw.rtlsim's ports
+    file) carry the package's streams in I/O spec order; SimulationError otherwise (the
+    IODMA ``idma<i>`` would feed another stream's port)."""
+    from hw.rtlsim.stitch import PORTS, STITCHED, read_ports
+
+    if not (rtl / STITCHED / PORTS).is_file():
+        return
+    info = read_ports(rtl)
+    have = ([p.name for p in info.inputs], [p.name for p in info.outputs])
+    want = (list(package.inputs), list(package.outputs))
+    if have != want:
+        raise SimulationError(f"the stitched top's streams {have} are not the package's "
+                              f"{want} in I/O spec order")
