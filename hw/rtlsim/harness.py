@@ -51,6 +51,9 @@ from hw.rtlsim import patches, stitch, verilate
 
 DEFAULT_PART = "xc7z020clg400-1"  # pynq-z2 (the part only steers FINN's templates here)
 SIZING_MARGIN = "depth = peak + max(2, ceil(peak / 4)), at least 2"
+# (seed, p_valid, p_ready) of the sizing runs: full rate, and two back-pressure patterns
+SIZING_CONDITIONS: tuple[tuple[int, float, float], ...] = ((11, 1.0, 1.0), (12, 0.6, 0.5),
+                                                           (13, 1.0, 0.3))
 
 
 @dataclass
@@ -243,7 +246,10 @@ def random_inputs(built: Built, n: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 def analytic_ii(model: ModelWrapper) -> int:
     """FINN's steady-state cycles per vector of the slowest layer (``get_exp_cycles``)."""
-    return max(int(getCustomOp(n).get_exp_cycles()) for n in model.graph.node)
+    from hw.verify import is_hw_node
+
+    return max(int(getCustomOp(n).get_exp_cycles()) for n in model.graph.node
+               if is_hw_node(n))
 
 
 def random_inputs_for(model: ModelWrapper, n: int, seed: int = 0
@@ -261,11 +267,59 @@ def margin(peak: int) -> int:
     return max(2, peak + max(2, math.ceil(peak / 4)))
 
 
+def measure_fifo_depths(measure: Built, inputs: dict[str, np.ndarray], targets: list[str],
+                        default: dict[str, int], ii: int, deep: int = 1024,
+                        conditions: Sequence[tuple[int, float, float]] = SIZING_CONDITIONS
+                        ) -> dict[str, Any]:
+    """Steps 3-4 of :func:`size_fifos` on a top already built with the ``targets`` FIFOs
+    ``deep`` deep and every FIFO monitored (``measure``): simulate ``inputs`` ({input
+    name: (N, F) codes}) under each (seed, p_valid, p_ready) of ``conditions``, each input
+    offering one vector per ``ii`` cycles at most, record each FIFO's peak occupancy and
+    size each target to :func:`margin` (peak); the others keep ``default`` (FIFO name ->
+    the stitcher's depth). Also the path of ``make sim`` for a package
+    (:func:`hw.rtlsim.run.size_package_fifos`).
+
+    Returns ``{"method", "margin", "deep_build", "conditions", "source_interval_cycles",
+    "reconvergent_fifos", "default_depths", "depths" (every FIFO), "peaks" (every FIFO,
+    max over conditions), "peaks_per_condition", "measure_runs"}``. RuntimeError when a
+    peak reaches the measurement depth (the deep build itself limited it).
+    """
+    peaks: dict[str, dict[str, int]] = {k: {} for k in default}
+    runs = []
+    for seed, pv, pr in conditions:
+        tag = f"seed{seed}_pv{pv}_pr{pr}"
+        r = simulate(measure, inputs, seed, pv, pr, tag=tag, interval=ii)
+        runs.append({"condition": tag, "cycles": r.cycles, "ii_cycles": r.ii_cycles})
+        for k, v in r.fifo_peaks.items():
+            peaks.setdefault(k, {})[tag] = v
+    depths = {}
+    for k in targets:
+        peak = max(peaks[k].values())
+        if peak >= deep - 1:
+            raise RuntimeError(f"{k}: peak occupancy {peak} reached the measurement depth "
+                               f"{deep}: size again with a larger deep=")
+        depths[k] = margin(peak)
+    return {
+        "method": ("Verilator simulation (hw.rtlsim.harness.measure_fifo_depths): "
+                   f"reconvergent fork/join FIFOs built {deep} deep, inputs rate-matched "
+                   "(one vector per analytic II = max over layers of FINN's "
+                   "get_exp_cycles, so FIFOs upstream of the bottleneck do not fill merely "
+                   "because the source outruns it), every FIFO's peak occupancy "
+                   "(finn-rtllib fifo.sv maxcount) recorded over the conditions (seed, "
+                   "p_valid, p_ready); other FIFOs keep the stitcher's default (one "
+                   "producer vector; no cycle of waits, no deadlock)"),
+        "margin": SIZING_MARGIN, "deep_build": deep,
+        "conditions": [list(c) for c in conditions], "source_interval_cycles": ii,
+        "vectors": int(len(next(iter(inputs.values())))),
+        "reconvergent_fifos": list(targets), "default_depths": dict(default),
+        "depths": {k: depths.get(k, default[k]) for k in default},
+        "peaks": {k: max(v.values()) if v else None for k, v in peaks.items()},
+        "peaks_per_condition": peaks, "measure_runs": runs}
+
+
 def size_fifos(model: ModelWrapper, work: Path, inputs: dict[str, np.ndarray],
                fpgapart: str = DEFAULT_PART, clock_mhz: float = 100.0, deep: int = 1024,
-               conditions: Sequence[tuple[int, float, float]] = ((11, 1.0, 1.0),
-                                                                   (12, 0.6, 0.5),
-                                                                   (13, 1.0, 0.3)),
+               conditions: Sequence[tuple[int, float, float]] = SIZING_CONDITIONS,
                names: tuple[Sequence[str], Sequence[str]] | None = None,
                verify: bool = True) -> dict[str, Any]:
     """FIFO sizing by Verilator simulation (FINN does it with xsim, which needs Vivado).
@@ -281,9 +335,9 @@ def size_fifos(model: ModelWrapper, work: Path, inputs: dict[str, np.ndarray],
        itself limited it: refused. 4. depth = :func:`margin` (peak). 5. ``verify``:
        rebuild with those depths and run the same conditions; every run must complete.
 
-    Returns ``{"depths", "peaks" {fifo: {condition: peak}}, "method", "deep_build",
-    "verified" [...], "built"}`` (``built``: the sized :class:`Built`). Record it (less
-    ``built``) in the manifest as ``rtlsim.fifo_sizing``.
+    Steps 3-4 are :func:`measure_fifo_depths` (``make sim`` sizes a package's FIFOs with
+    it too). Returns its result plus ``verified`` [...] and ``built`` (the sized
+    :class:`Built`) when ``verify``.
     """
     work = Path(work)
     # Names only need the stitch (no Verilator): stitch a scratch copy.
@@ -297,37 +351,9 @@ def size_fifos(model: ModelWrapper, work: Path, inputs: dict[str, np.ndarray],
     default = {f["name"]: f["depth"] for f in info["ports"]["fifos"]}
     measure = build(model, work / "measure", fpgapart, clock_mhz,
                     depths={k: deep for k in targets} or None, names=names)
-    ii = analytic_ii(model)
-    peaks: dict[str, dict[str, int]] = {k: {} for k in default}
-    runs = []
-    for seed, pv, pr in conditions:
-        tag = f"seed{seed}_pv{pv}_pr{pr}"
-        r = simulate(measure, inputs, seed, pv, pr, tag=tag, interval=ii)
-        runs.append({"condition": tag, "cycles": r.cycles, "ii_cycles": r.ii_cycles})
-        for k, v in r.fifo_peaks.items():
-            peaks[k][tag] = v
-    depths = {}
-    for k in targets:
-        peak = max(peaks[k].values())
-        if peak >= deep - 1:
-            raise RuntimeError(f"{k}: peak occupancy {peak} reached the measurement depth "
-                               f"{deep}: size again with a larger deep=")
-        depths[k] = margin(peak)
-    result: dict[str, Any] = {
-        "method": ("Verilator simulation (hw.rtlsim.harness.size_fifos): reconvergent "
-                   f"fork/join FIFOs built {deep} deep, inputs rate-matched (one vector "
-                   "per analytic II = max over layers of FINN's get_exp_cycles, so FIFOs "
-                   "upstream of the bottleneck do not fill merely because the source "
-                   "outruns it), every FIFO's peak occupancy (finn-rtllib fifo.sv "
-                   "maxcount) recorded over the conditions (seed, p_valid, p_ready); "
-                   f"{SIZING_MARGIN}; other FIFOs keep the stitcher's default (one "
-                   "producer vector; no cycle of waits, no deadlock)"),
-        "deep_build": deep, "conditions": [list(c) for c in conditions],
-        "source_interval_cycles": ii,
-        "reconvergent_fifos": targets, "default_depths": default,
-        "depths": {k: depths.get(k, default[k]) for k in default},
-        "peaks": {k: max(v.values()) if v else None for k, v in peaks.items()},
-        "peaks_per_condition": peaks, "measure_runs": runs}
+    result = measure_fifo_depths(measure, inputs, targets, default, analytic_ii(model), deep,
+                                 conditions)
+    depths = {k: result["depths"][k] for k in targets}
     if verify:
         sized = build(model, work / "sized", fpgapart, clock_mhz, depths=depths or None,
                       names=names)

