@@ -13,23 +13,19 @@ guard). Commands, from the repo root::
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from onnx import TensorProto, helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
-from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import qonnx_make_model
 
 import hw  # noqa: F401  (offline FINN bootstrap before any finn import)
-import hw.verify
 from hw.errors import UnsupportedModelError
 from hw.transforms.argmax import AbsorbMonotonicIntoTopK, ArgMaxToTopK
 from hw.transforms.branches import (
@@ -410,108 +406,3 @@ def test_merged_split_back_into_concat_becomes_row_permutation() -> None:
     after = merge_branches(m)
     assert _ops(after) == ["MatMul", "MultiThreshold", "MatMul"], _ops(after)
     _assert_same(m, after, {"x": _codes(np.random.default_rng(11), "INT8", (N, 5))})
-
-
-# ---------------------------------------------------------------- synthetic models, FINN flow
-
-def _with_batch_keep_shapes(model: ModelWrapper, n: int) -> ModelWrapper:
-    """hw.verify.with_batch, keeping value_info (batch dim set to n): FINN's StreamingSplit
-    cannot infer its shape from an unknown input shape, which with_batch's clearing of
-    every value_info leaves it (``'NoneType' object is not iterable``). Models without
-    HW layers (QONNX: its Quant'ed weights have value_info too) go the usual way."""
-    if not any(n.domain.startswith("finn.custom_op.fpgadataflow") for n in model.graph.node):
-        return _WITH_BATCH(model, n)
-    m = ModelWrapper(model.model.__deepcopy__())
-    consts = {i.name for i in m.graph.initializer}
-    for vi in list(m.graph.input) + list(m.graph.output) + list(m.graph.value_info):
-        dims = vi.type.tensor_type.shape.dim
-        if vi.name not in consts and len(dims):
-            dims[0].dim_value = n
-    for node in m.graph.node:
-        if node.domain.startswith("finn.custom_op.fpgadataflow"):
-            inst = getCustomOp(node)
-            inst.set_nodeattr("exec_mode", "cppsim")  # RTL/generic layers: the Python model
-            if "numInputVectors" in inst.get_nodeattr_types():
-                inst.set_nodeattr("numInputVectors", [n])
-            # ElementwiseBinary layers (the residual's ElementwiseAdd) check whole shapes.
-            for attr in ("lhs_shape", "rhs_shape", "out_shape"):
-                if attr in inst.get_nodeattr_types():
-                    shape = list(inst.get_nodeattr(attr))
-                    if len(shape) > 1 and shape[0] == 1:
-                        inst.set_nodeattr(attr, [n] + shape[1:])
-    return m.transform(InferShapes())
-
-
-HW_LAYERS_STEP = "step_check_all_hw"
-_WITH_BATCH = hw.verify.with_batch
-
-
-def flow_to_hw_layers(model: torch.nn.Module, out: Path, n: int = 10_000,
-                      monkeypatch: pytest.MonkeyPatch | None = None) -> dict[str, Any]:
-    """Export ``model``, run the offline flow up to the HW layers (``step_check_all_hw``:
-    FINN's generic HW layers, before RTL specialization, whose StreamingSplit /
-    DuplicateStreams / StreamingConcat / LabelSelect RTL variants hw/custom_ops is
-    writing) and verify qonnx, finn_converted, streamlined and hw_layers on ``n`` golden
-    vectors (tie-heavy, extremes, random)."""
-    from configs import load_board
-    from contract.iospec import IOSpec
-    from export.golden import reference_codes
-    from export.qonnx_export import export_codes_model
-    from hw.flow import OFFLINE_STEPS, STAGE_CHECKPOINTS, run_finn_build
-    from tests.synthetic import golden_codes
-
-    export_codes_model(model, out / "model_qonnx.onnx")
-    x = golden_codes(model, n)
-    y = reference_codes(model, x)
-    steps = OFFLINE_STEPS[:OFFLINE_STEPS.index(HW_LAYERS_STEP) + 1]
-    run_finn_build(out / "model_qonnx.onnx", out / "build", {"hw": {"target_fps": 100_000}},
-                   load_board("pynq-z2"), steps=steps, resume=False)
-    inter = out / "build" / "intermediate_models"
-    spec = IOSpec.load(out / "iospec.json")
-    scales = {t.name: (t.scale if t.scale is not None else 1.0) for t in spec.outputs}
-    stages = {"qonnx": out / "model_qonnx.onnx"}
-    stages.update({s: inter / f"{step}.onnx" for s, step in STAGE_CHECKPOINTS.items()
-                   if step in steps})
-    stages["hw_layers"] = inter / f"{HW_LAYERS_STEP}.onnx"
-    if monkeypatch is not None:
-        monkeypatch.setattr(hw.verify, "with_batch", _with_batch_keep_shapes)
-    table = hw.verify.verify_stages(stages, x, y, scales)
-    streamlined = ModelWrapper(str(inter / "step_streamline_half_even.onnx"))
-    hw_model = ModelWrapper(str(inter / f"{HW_LAYERS_STEP}.onnx"))
-    log = (out / "build" / "build_dataflow.log")
-    return {"verification": table, "hw_ops": _ops(hw_model),
-            "branch_merge": branch_decisions(streamlined),
-            "log": log.read_text() if log.is_file() else ""}
-
-
-SYNTHETIC = {
-    # name: (class, HW layer types expected after step_convert_to_hw)
-    "BranchModel": {"MVAU", "Thresholding", "StreamingSplit", "StreamingConcat"},
-    "ConcatModel": {"MVAU", "Thresholding"},
-    "ResidualModel": {"MVAU", "Thresholding", "DuplicateStreams", "ElementwiseAdd"},
-    "TwoInputJoinModel": {"MVAU", "Thresholding", "StreamingConcat", "StreamingSplit"},
-    "ArgmaxModel": {"MVAU", "Thresholding", "LabelSelect"},
-    "GBranchModel": {"MVAU", "Thresholding", "StreamingSplit", "StreamingConcat"},
-}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(SYNTHETIC))
-def test_synthetic_model_exact_to_hw_layers(name: str, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    import tests.synthetic as synthetic
-
-    torch.manual_seed(0)
-    model = getattr(synthetic, name)()
-    synthetic.calibrate(model, model.n_in)
-    res = flow_to_hw_layers(model, tmp_path, 10_000, monkeypatch)
-    assert list(res["verification"]) == ["qonnx", "finn_converted", "streamlined",
-                                         "hw_layers"]
-    for stage, row in res["verification"].items():
-        assert row == {"vectors": 10_000, "mismatches": 0}, (name, stage, row)
-    assert set(res["hw_ops"]) == SYNTHETIC[name], res["hw_ops"]
-    if name == "GBranchModel":
-        chosen = {r["kind"]: r["chosen"] for r in res["branch_merge"]}
-        assert chosen == {"shared_input": "merged", "split_siblings": "forked",
-                          "concat_join": "concat kept"}, res["branch_merge"]
-        assert "branch merge: shared_input 12 branches" in res["log"]
