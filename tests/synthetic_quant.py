@@ -11,6 +11,9 @@ Same style as tests/synthetic.py: ``calibrate()``, random codes, ``iospec()``,
 * :class:`SoftBitModel`: a tanh output quantizer whose scale is not a power of two
   (soft bits on [-0.8, 0.8]); its codes are level indices, the levels travel in the
   I/O spec as a codebook.
+* :class:`SoftBit64Model`: the soft-bit paper's exact latent quantizer, 64 uniform levels
+  on [-0.8, 0.8] after tanh (mid-rise: zero is not a level), as 63 fixed decision
+  boundaries (``zoo.network.UniformLevelsHead``); output: the level index.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from torch import nn
 
 from contract.iospec import IOSpec, TensorSpec
 from zoo.blocks import fixed_quant_identity, quant_linear
-from zoo.network import LevelsHead
+from zoo.network import LevelsHead, UniformLevelsHead
 from zoo.quantizers import LearnedQuantizer
 
 W_BITS, B_BITS = 4, 16
@@ -150,6 +153,27 @@ class SoftBitModel(_Base):
     def export_forward(self, x: torch.Tensor) -> tuple[Any, ...]:
         """What export traces: the head's quantizer output (export appends the index)."""
         return (self.head_out(self.core(self.input_quant(x))),)
+
+
+class SoftBit64Model(SoftBitModel):
+    """x -> Dense(8->16) -> ReLU4 -> Dense(16->3) -> tanh -> 64 levels on [-0.8, 0.8]
+    (-0.8 + k 1.6/63, mid-rise) by 63 fixed boundaries -> level index (UINT6).
+
+    Exported as MatMul -> Add -> Tanh -> MultiThreshold(learned_boundaries): a Brevitas
+    quantizer would need zero-point 1/2, which FINN's Quant conversion refuses."""
+
+    n_out = 3
+
+    def __init__(self, levels: int = 64, max_value: float = 0.8) -> None:
+        _Base.__init__(self)
+        self.fc1 = quant_linear(N_IN, 16, W_BITS, B_BITS)
+        self.relu = _relu()
+        self.fc2 = quant_linear(16, self.n_out, W_BITS, B_BITS)
+        self.heads = nn.ModuleDict({"y": UniformLevelsHead("tanh", levels, -max_value,
+                                                           max_value)})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.heads["y"].value(self.core(self.input_quant(x)))
 
 
 def calibrate(model: nn.Module, n_in: int = N_IN, seed: int = 0) -> nn.Module:

@@ -28,6 +28,7 @@ from tests.synthetic_quant import (
     N_IN,
     BatchNormSigmoidModel,
     LearnedMidModel,
+    SoftBit64Model,
     SoftBitModel,
     calibrate,
 )
@@ -353,3 +354,81 @@ def test_finn_float_folding_off_by_one_caught_and_fixed(tmp_path) -> None:
     proof = prove_thresholds(ModelWrapper(str(tmp_path / "exact" / "model_qonnx.onnx")),
                              ModelWrapper(str(res["final_model"])))
     assert all(r["exhaustive"] and r["mismatches"] == 0 for r in proof.values()), proof
+
+
+def test_softbit_64_levels_exact_on_every_accumulator_and_proven(tmp_path) -> None:
+    """The soft-bit paper's 64 uniform levels on [-0.8, 0.8] after tanh (mid-rise, no
+    zero-point-1/2 Quant): exported as Tanh -> MultiThreshold(63 fixed boundaries,
+    learned_boundaries), enumerated by ExactThresholds into integer thresholds that equal
+    the torch reference (torch.tanh, float32, ``tanh >= b``) on every accumulator value,
+    bit-exact at every stage on >= 10,000 vectors, every Thresholding layer proven."""
+    from hw.threshold_proof import _activation_scale, _const_tensors, _integer_weights
+
+    torch.manual_seed(0)
+    model = calibrate(SoftBit64Model())
+    head = model.heads["y"]
+    k = np.arange(64)
+    assert np.array_equal(head.level_values, (-0.8 + k * 1.6 / 63).astype(np.float32))
+    assert np.array_equal(head.boundaries(), (-0.8 + (k[:63] + 0.5) * 1.6 / 63).astype(np.float32))
+    assert 0.0 not in head.level_values  # mid-rise
+    spec = model.iospec().outputs[0]
+    assert spec.datatype == "UINT6" and spec.post == "codebook"
+    assert spec.codebook == tuple(float(v) for v in head.level_values)
+
+    qonnx = export_codes_model(model, tmp_path / "model_qonnx.onnx")
+    check_qonnx_model(qonnx)
+    (mt,) = qonnx.get_nodes_by_op_type("MultiThreshold")
+    assert get_provenance(mt) == LEARNED_BOUNDARIES
+    assert qonnx.find_producer(mt.input[0]).op_type == "Tanh"
+    assert np.array_equal(qonnx.get_initializer(mt.input[1]), head.boundaries()[None, :])
+
+    # The enumerated integer thresholds vs the torch reference on every accumulator value.
+    report: dict[str, Any] = {}
+    exact = ModelWrapper(qonnx.model.__deepcopy__()).transform(ExactThresholds(report))
+    (et,) = [n for n in exact.get_nodes_by_op_type("MultiThreshold")
+             if get_provenance(n) == EXACT_INTEGER]
+    thr = np.asarray(exact.get_initializer(et.input[1]), np.float64)  # (3, 63)
+    consts = _const_tensors(qonnx)
+    gemm = qonnx.find_producer(qonnx.find_producer(mt.input[0]).input[0])
+    s_in = _activation_scale(qonnx, gemm.input[0], consts)
+    _, s_w = _integer_weights(qonnx, gemm, consts, (16, 3))
+    lo, hi = report[mt.name]["accumulator"]
+    acc = np.arange(lo, hi + 1)
+    prod = acc[:, None] * (s_in * s_w)[None, :]
+    hw_index = (prod[:, :, None] >= thr[None]).sum(-1)
+    bias = np.asarray(consts[gemm.input[2]], np.float32)
+    pre32 = (prod.astype(np.float32) + bias).astype(np.float32)
+    assert np.array_equal(pre32.astype(np.float64), prod + bias.astype(np.float64))  # exact
+    ref = head.codes(torch.from_numpy(pre32)).numpy()
+    assert hw_index.shape == (hi - lo + 1, 3)
+    assert int((hw_index != ref).sum()) == 0, np.argwhere(hw_index != ref)[:10]
+    # How far the activation stays from any boundary, in float32 ulps (onnxruntime's Tanh,
+    # which ExactThresholds executes, differs from torch.tanh by up to a few ulps). The
+    # boundary at 0 is hit exactly where the pre-activation is 0: tanh(0) = 0 in both.
+    t = np.tanh(pre32.astype(np.float64))
+    b = head.boundaries().astype(np.float64)
+    on_zero = pre32 == 0
+    gap = np.abs(t[..., None] - b).min(-1)[~on_zero] / np.spacing(np.float32(0.8))
+    print(f"\nsoftbit_64: {hw_index.size} accumulator points (range [{lo}, {hi}] x 3), "
+          f"0 mismatches; {int(on_zero.sum())} on the boundary 0 exactly; otherwise closest "
+          f"activation to a boundary: {gap.min():.1f} ulp (of 0.8)")
+
+    rng = np.random.default_rng(1)
+    g = build_golden(model, {"x": np.tanh(rng.normal(0, 2, (8000, N_IN)))}, n_ties=2000)
+    res = compile_and_verify(tmp_path / "model_qonnx.onnx", tmp_path / "build", DESIGN,
+                             load_board("pynq-z2"), g.inputs["x"], g.outputs["y"],
+                             resume=False)
+    for stage, row in res["verification"].items():
+        assert row == {"vectors": len(g.inputs["x"]), "mismatches": 0}, (stage, row)
+    assert len(g.inputs["x"]) >= MIN_VECTORS
+    finn = ModelWrapper(str(res["final_model"]))
+    proof = prove_thresholds(qonnx, finn)
+    assert list(proof) == [n.name for n in thresholding_nodes(finn)] and len(proof) == 2
+    for layer, r in proof.items():
+        assert r["exhaustive"] is True and r["mismatches"] == 0, (layer, r)
+        assert r["points"] == (r["range"][1] - r["range"][0] + 1) * r["channels"]
+    last = proof[thresholding_nodes(finn)[-1].name]
+    assert last["channels"] == 3 and last["thresholds"] == 63
+    print(f"softbit_64: vectors {len(g.inputs['x'])}, stages {res['verification']}; proof "
+          + ", ".join(f"{k}: {r['points']} points, {r['mismatches']} mismatches"
+                      for k, r in proof.items()))

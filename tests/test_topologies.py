@@ -78,6 +78,9 @@ CASES = {
     "softbit_non_pow2_tanh": Case(synq.SoftBitModel, 8,
                                   "tanh quantizer with a non-power-of-two scale", MLP,
                                   synq.calibrate),
+    "softbit_64_levels": Case(synq.SoftBit64Model, 8,
+                              "the soft-bit paper's 64 uniform levels on [-0.8, 0.8] after "
+                              "tanh (mid-rise)", MLP, synq.calibrate),
 }
 
 

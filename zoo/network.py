@@ -17,7 +17,8 @@ hidden layers, optional residual blocks with a shared quantizer, a final
 (paths reading the same input are parallel branches), and one head per named output: a Tanh/Sigmoid
 or no activation followed by a fixed quantizer (:class:`QuantHead`), or by a fine
 quantizer and a learned codebook (:class:`CodebookHead`, an index per value; the levels
-travel in the I/O spec).
+travel in the I/O spec). :class:`UniformLevelsHead` (fixed decision boundaries into
+uniform levels of any step, mid-rise included) is a standalone head of the same kind.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from zoo.blocks import (
     fixed_quant_identity,
     quant_linear,
 )
+from zoo.quantizers import BoundaryQuantizer, index_bits
 
 
 def _relu(bits: int) -> QuantReLU:
@@ -227,6 +229,67 @@ class LevelsHead(nn.Module):
         levels (strictly between them, so the index is exact)."""
         v = self.level_values().astype(np.float64)
         return [float(x) for x in ((v[1:] + v[:-1]) / 2).astype(np.float32)]
+
+
+class UniformLevelsHead(nn.Module):
+    """Output head: activation -> ``levels`` uniform levels on [lo, hi] by fixed decision
+    boundaries (a :class:`zoo.quantizers.BoundaryQuantizer` with ``learned=False``).
+
+    Level k = lo + k (hi - lo) / (L - 1), k = 0..L-1; boundary k = lo + (k + 1/2)
+    (hi - lo) / (L - 1), k = 0..L-2, both computed in float64 and stored as float32. An
+    even L is a mid-rise quantizer (zero is not a level), e.g. the soft-bit paper's 64
+    levels on [-0.8, 0.8] after tanh, which a zero-point-0 Brevitas quantizer cannot
+    express. Codes: (N, F) UINTk indices, k = ceil(log2 L),
+    ``index = #{k : float32 act(y) >= boundary_k}`` (qonnx's MultiThreshold compare: a
+    value equal to a boundary takes the higher level); the float32 level values travel
+    in the I/O spec as a codebook.
+
+    Exported as ``act -> MultiThreshold(boundaries, provenance learned_boundaries)``, which
+    the hardware flow enumerates into exact integer thresholds on the accumulator
+    (``hw.transforms.thresholds``). That enumeration executes the exported graph, whose
+    Tanh/Sigmoid is onnxruntime's float32 kernel: it differs from ``torch.tanh`` by up to
+    a few ulp on many inputs, so the index equals this head's torch reference exactly
+    unless an activation value falls within those ulps of a boundary; check a model on
+    every accumulator value (tests/test_learned_quantizers.py does).
+    """
+
+    def __init__(self, activation: str, levels: int, lo: float, hi: float) -> None:
+        super().__init__()
+        if levels < 2 or not hi > lo:
+            raise ValueError("uniform levels need levels >= 2 and hi > lo")
+        act = OUTPUT_ACTIVATIONS[activation]
+        self.act = act() if act is not None else nn.Identity()
+        step = (hi - lo) / (levels - 1)
+        self.n_levels = levels
+        self.level_values = (lo + np.arange(levels) * step).astype(np.float32)
+        bounds = (lo + (np.arange(levels - 1) + 0.5) * step).astype(np.float32)
+        self.quant = BoundaryQuantizer(torch.from_numpy(bounds)[None, :], learned=False)
+        self.register_buffer("levels", torch.from_numpy(self.level_values.copy()))
+
+    def _act(self, y: Any) -> torch.Tensor:
+        return self.act(getattr(y, "value", y))
+
+    def quantized(self, y: torch.Tensor) -> torch.Tensor:
+        """The float index (what export traces: activation -> MultiThreshold)."""
+        return self.quant.index(self._act(y))
+
+    def codes(self, y: torch.Tensor) -> torch.Tensor:
+        return self.quant.indices(self._act(y)).int()
+
+    def value(self, y: torch.Tensor) -> torch.Tensor:
+        """Level values; straight-through gradient to the activation."""
+        a = self._act(y)
+        v = self.levels[self.quant.indices(a)]
+        return a + (v - a).detach()
+
+    def boundaries(self) -> np.ndarray:
+        """(L-1,) float32 decision boundaries, as exported."""
+        return self.quant.boundaries[0].detach().numpy().copy()
+
+    def spec(self, name: str, features: int) -> TensorSpec:
+        return TensorSpec(name, (features,), code_datatype(index_bits(self.n_levels), False),
+                          codebook=tuple(float(v) for v in self.level_values),
+                          post="codebook")
 
 
 class QuantNet(nn.Module):

@@ -10,8 +10,9 @@ from, as the node attribute :data:`PROVENANCE_ATTR` (values in :data:`PROVENANCE
   thresholds the flow moves for round half to even (``hw.ties``);
 * ``activation_staircase``: a monotonic activation followed by a quantizer, thresholds
   found by bisection over float32 (``hw.activation_thresholds``), already exact;
-* ``learned_boundaries``: a learned quantizer's decision boundaries (this module's
-  :class:`LearnedQuantizer`), compared ``x >= b`` exactly as trained;
+* ``learned_boundaries``: a :class:`BoundaryQuantizer`'s decision boundaries, any
+  float32 values compared ``x >= b`` exactly as in torch: learned
+  (:class:`LearnedQuantizer`) or fixed (``zoo.network.UniformLevelsHead``);
 * ``codebook_index``: a codebook head's index thresholds, half-way between two fine
   codes (``zoo.network.CodebookHead``), so never on a tie;
 * ``exact_integer``: integer thresholds found by enumerating the model's own function on
@@ -92,6 +93,37 @@ def lookup(index: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
                         index.long().unsqueeze(-1)).squeeze(-1)
 
 
+def boundary_index(x: torch.Tensor, boundaries: torch.Tensor) -> torch.Tensor:
+    """(N, C) x, (C, L-1) or (1, L-1) boundaries -> (N, C) int64 ``#{j : x >= b[c, j]}``:
+    a float32 compare, exactly what qonnx's ``MultiThreshold`` computes (an input equal to
+    a boundary is at the higher index)."""
+    return (x.unsqueeze(-1) >= boundaries.unsqueeze(0)).sum(-1)
+
+
+def _index_node(g: Any, x: Any, boundaries: Any, levels: int) -> Any:
+    """The exported index: ``MultiThreshold(x, boundaries)``, provenance learned_boundaries."""
+    return g.op("qonnx.custom_op.general::MultiThreshold", x, boundaries,
+                out_dtype_s=f"UINT{index_bits(levels)}", out_scale_f=1.0, out_bias_f=0.0,
+                data_layout_s="NC", threshold_provenance_s=LEARNED_BOUNDARIES)
+
+
+class _BoundaryIndexFn(torch.autograd.Function):
+    """(N, C) float x -> (N, C) float index ``#{j : x >= b[c, j]}``; exports as the one
+    MultiThreshold. Backward: straight-through for x."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, boundaries: torch.Tensor) -> torch.Tensor:
+        return boundary_index(x, boundaries).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        return grad, None
+
+    @staticmethod
+    def symbolic(g: Any, x: Any, boundaries: Any) -> Any:
+        return _index_node(g, x, boundaries, boundaries.type().sizes()[-1] + 1)
+
+
 class _LearnedQuantFn(torch.autograd.Function):
     """(N, C) float x -> (N, C) float levels ``table[c, #{j: x >= b[c, j]}] * scale``.
 
@@ -101,8 +133,7 @@ class _LearnedQuantFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, boundaries: torch.Tensor, table: torch.Tensor,
                 scale: torch.Tensor, out_dtype: str) -> torch.Tensor:
-        idx = (x.unsqueeze(-1) >= boundaries.unsqueeze(0)).sum(-1)
-        return lookup(idx, table).to(x.dtype) * scale
+        return lookup(boundary_index(x, boundaries), table).to(x.dtype) * scale
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
@@ -111,15 +142,42 @@ class _LearnedQuantFn(torch.autograd.Function):
     @staticmethod
     def symbolic(g: Any, x: Any, boundaries: Any, table: Any, scale: Any,
                  out_dtype: str) -> Any:
-        levels = table.type().sizes()[-1]
-        idx = g.op("qonnx.custom_op.general::MultiThreshold", x, boundaries,
-                   out_dtype_s=f"UINT{index_bits(levels)}", out_scale_f=1.0, out_bias_f=0.0,
-                   data_layout_s="NC", threshold_provenance_s=LEARNED_BOUNDARIES)
+        idx = _index_node(g, x, boundaries, table.type().sizes()[-1])
         level = g.op(f"{LOOKUP_DOMAIN}::{LOOKUP_OP}", idx, table, out_dtype_s=out_dtype)
         return g.op("Mul", level, scale)
 
 
-class LearnedQuantizer(nn.Module):
+class BoundaryQuantizer(nn.Module):
+    """Per channel c, the index ``i = #{j : x >= boundaries[c, j]}`` in ``[0, L)``.
+
+    ``boundaries`` (C, L-1), or (1, L-1) for every channel, sorted per row, any float32
+    values; a ``nn.Parameter`` when ``learned``, else a fixed buffer. :meth:`index` is the
+    index as a float tensor and exports as one ``MultiThreshold`` (provenance
+    ``learned_boundaries``, UINTk, k = :func:`index_bits`): the hardware flow enumerates
+    what precedes it into exact integer thresholds (``hw.transforms.thresholds``).
+    """
+
+    def __init__(self, boundaries: torch.Tensor, learned: bool = True) -> None:
+        super().__init__()
+        b = torch.as_tensor(boundaries, dtype=torch.float32)
+        if b.ndim != 2 or b.shape[1] < 1 or bool((b.diff(dim=1) < 0).any()):
+            raise ValueError("boundaries must be (C, L-1), L >= 2, sorted per channel")
+        self.channels, self.levels = int(b.shape[0]), int(b.shape[1]) + 1
+        if learned:
+            self.boundaries = nn.Parameter(b.clone())
+        else:
+            self.register_buffer("boundaries", b.clone())
+
+    def indices(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C) float -> (N, C) int64 indices (exactly the MultiThreshold's count)."""
+        return boundary_index(getattr(x, "value", x), self.boundaries.detach())
+
+    def index(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C) float -> (N, C) float indices; exported as the MultiThreshold alone."""
+        return _BoundaryIndexFn.apply(getattr(x, "value", x), self.boundaries)
+
+
+class LearnedQuantizer(BoundaryQuantizer):
     """A learned non-uniform scalar quantizer per channel, with integer level values.
 
     ``(N, C)`` float x -> ``(N, C)`` QuantTensor of levels ``table[c, i] * 2**scale_log2``,
@@ -131,25 +189,18 @@ class LearnedQuantizer(nn.Module):
     """
 
     def __init__(self, channels: int, levels: int, level_bits: int, scale_log2: int) -> None:
-        super().__init__()
         if levels < 2:
             raise ValueError("a learned quantizer needs at least 2 levels")
-        self.channels, self.levels, self.level_bits = channels, levels, level_bits
-        self.scale = 2.0 ** scale_log2
+        scale = 2.0 ** scale_log2
         hi = 2 ** (level_bits - 1) - 1
         grid = torch.linspace(-hi, hi, levels).round()
+        super().__init__(((grid[1:] + grid[:-1]) / 2 * scale).repeat(channels, 1))
+        self.level_bits, self.scale = level_bits, scale
         self.register_buffer("table", grid.repeat(channels, 1))
-        mid = (grid[1:] + grid[:-1]) / 2 * self.scale
-        self.boundaries = nn.Parameter(mid.repeat(channels, 1))
 
     @property
     def out_dtype(self) -> str:
         return f"INT{self.level_bits}"
-
-    def indices(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C) float -> (N, C) int64 indices (exactly the MultiThreshold's count)."""
-        x = getattr(x, "value", x)
-        return (x.unsqueeze(-1) >= self.boundaries.detach().unsqueeze(0)).sum(-1)
 
     def forward(self, x: Any) -> IntQuantTensor:
         x = getattr(x, "value", x)
