@@ -15,6 +15,7 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.general import SortGraph
 from qonnx.transformation.infer_shapes import InferShapes
 from tqdm import tqdm
 
@@ -103,7 +104,9 @@ def with_batch(model: ModelWrapper, n: int) -> ModelWrapper:
                       if t and m.get_tensor_shape(t) is None})
     if missing:
         raise ValueError(f"with_batch({n}): no shape for tensors {missing}")
-    return m
+    # execute_onnx wants nodes in topological order; the InferShapes transform used to sort
+    # as a side effect (qonnx's cleanup), so a graph stored in another order still runs.
+    return m.transform(SortGraph(), cleanup=False)
 
 
 def to_codes(values: np.ndarray, scale: float, stage: str) -> np.ndarray:

@@ -329,9 +329,12 @@ def test_rtlsim_backend_refuses_probabilities(pkg: Path, opt: str, p: float) -> 
 
 # ------------------------------------------------------------------ the testbench stalls
 def fake_testbench(tmp_path: Path, rc: int, stats: str) -> Path:
-    """A stand-in for the Verilator binary: writes ``stats``, no output beats, exits ``rc``."""
+    """A stand-in for the Verilator binary: reads the testbench's key=value config (its only
+    argument, hw/rtlsim/tb_top.cpp), writes ``stats`` where it says, no output beats, and
+    exits ``rc``."""
     exe = tmp_path / "Vfinn_top"
-    exe.write_text(f"#!/bin/sh\n: > \"$2\"\nprintf '{stats}' > \"$9\"\nexit {rc}\n")
+    exe.write_text("#!/bin/sh\nstats=$(sed -n 's/^stats=//p' \"$1\")\n"
+                   f"printf '{stats}' > \"$stats\"\nexit {rc}\n")
     exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
     return exe
 
