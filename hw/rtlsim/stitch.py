@@ -477,8 +477,13 @@ def build_top(model: ModelWrapper, rtl_dir: Path, nodes: list[Any] | None = None
     lines.append(",\n".join(decl))
     lines.append(");")
     for t, k in wid.items():
+        # The edge by its (deterministically named) endpoints, not by tensor name: FINN's
+        # InsertDWC/InsertFIFO name new tensors at random, and two clean builds of one
+        # package must give the same top, byte for byte.
+        prod = model.find_producer(t)
+        cons = [c.name for c in model.find_consumers(t) or []]
         lines.append(f"  wire [{wires[t] - 1}:0] s{k}_tdata; wire s{k}_tvalid, s{k}_tready;"
-                     f"  // {t}")
+                     f"  // {prod.name if prod else 'input'} -> {', '.join(cons) or 'output'}")
     for p in info.inputs:
         k = wid[p.tensor]
         lines += [f"  assign s{k}_tdata = {p.port}_tdata; assign s{k}_tvalid = {p.port}_tvalid;",
