@@ -65,6 +65,14 @@ class AxisRTL:
         """Raise ValueError naming the node if this configuration cannot be built."""
 
     # --- FINN RTLBackend interface -------------------------------------------------------
+    def get_nodeattr_types(self) -> dict[str, Any]:
+        """The FINN HW op's attributes (the next base in the MRO) and RTLBackend's."""
+        from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
+
+        attrs = dict(super().get_nodeattr_types())
+        attrs.update(RTLBackend.get_nodeattr_types(self))
+        return attrs
+
     def _ports(self) -> tuple[str, str]:
         """(port declarations, ASSOCIATED_BUSIF list) from FINN's interface names."""
         intf = self.get_verilog_top_module_intf_names()  # type: ignore[attr-defined]

@@ -197,11 +197,6 @@ class CodebookLookup_rtl(AxisRTL, CodebookLookup, RTLBackend):  # noqa: N801 (FI
 
     CORE = "codebook_lookup_axi"
 
-    def get_nodeattr_types(self) -> dict[str, Any]:
-        attrs = dict(CodebookLookup.get_nodeattr_types(self))
-        attrs.update(RTLBackend.get_nodeattr_types(self))
-        return attrs
-
     def check_supported(self, model: Any = None) -> None:
         if self.get_nodeattr("NumChannels") % self.get_nodeattr("PE"):
             raise ValueError(f"{self.onnx_node.name}: PE must divide NumChannels")

@@ -25,11 +25,6 @@ class DuplicateStreams_rtl(AxisRTL, DuplicateStreams, RTLBackend):  # noqa: N801
 
     CORE = "dup_streams_axi"
 
-    def get_nodeattr_types(self) -> dict[str, Any]:
-        attrs = dict(DuplicateStreams.get_nodeattr_types(self))
-        attrs.update(RTLBackend.get_nodeattr_types(self))
-        return attrs
-
     def check_supported(self, model: Any = None) -> None:
         n = self.get_num_output_streams()
         if n < 2 or n != len(self.onnx_node.output):

@@ -30,11 +30,6 @@ class LabelSelect_rtl(AxisRTL, LabelSelect, RTLBackend):  # noqa: N801 (FINN nam
 
     CORE = "label_select_axi"
 
-    def get_nodeattr_types(self) -> dict[str, Any]:
-        attrs = dict(LabelSelect.get_nodeattr_types(self))
-        attrs.update(RTLBackend.get_nodeattr_types(self))
-        return attrs
-
     def check_supported(self, model: Any = None) -> None:
         name, k = self.onnx_node.name, self.get_nodeattr("K")
         if k != 1:

@@ -25,11 +25,6 @@ class StreamingConcat_rtl(AxisRTL, StreamingConcat, RTLBackend):  # noqa: N801 (
 
     CORE = "concat_axi"
 
-    def get_nodeattr_types(self) -> dict[str, Any]:
-        attrs = dict(StreamingConcat.get_nodeattr_types(self))
-        attrs.update(RTLBackend.get_nodeattr_types(self))
-        return attrs
-
     def check_supported(self, model: Any = None) -> None:
         simd = self.get_nodeattr("SIMD")
         chans = list(self.get_nodeattr("ChannelsPerStream"))

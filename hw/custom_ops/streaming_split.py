@@ -25,11 +25,6 @@ class StreamingSplit_rtl(AxisRTL, StreamingSplit, RTLBackend):  # noqa: N801 (FI
 
     CORE = "split_axi"
 
-    def get_nodeattr_types(self) -> dict[str, Any]:
-        attrs = dict(StreamingSplit.get_nodeattr_types(self))
-        attrs.update(RTLBackend.get_nodeattr_types(self))
-        return attrs
-
     def check_supported(self, model: Any = None) -> None:
         simd = self.get_nodeattr("SIMD")
         chans = list(self.get_nodeattr("ChannelsPerStream"))
