@@ -36,14 +36,16 @@ from hw.custom_ops.elementwise_add import ElementwiseAdd_rtl, SpecializeIntegerE
 from hw.custom_ops.label_select import LabelSelect_rtl
 from hw.custom_ops.streaming_concat import StreamingConcat_rtl
 from hw.custom_ops.streaming_split import StreamingSplit_rtl
+from hw.custom_ops.unrolled_mlp import UnrolledMLP, UnrolledMLP_rtl
 
 RTL_OPS = [DuplicateStreams_rtl, StreamingConcat_rtl, StreamingSplit_rtl, ElementwiseAdd_rtl,
-           LabelSelect_rtl, CodebookLookup_rtl]
-HW_OPS = [CodebookLookup]
+           LabelSelect_rtl, CodebookLookup_rtl, UnrolledMLP_rtl]
+HW_OPS = [CodebookLookup, UnrolledMLP]
 
 __all__ = ["CodebookLookup", "CodebookLookup_rtl", "DuplicateStreams_rtl", "ElementwiseAdd_rtl",
            "LabelSelect_rtl", "SpecializeIntegerElementwiseAdd", "StreamingConcat_rtl",
-           "StreamingSplit_rtl", "make_codebook_lookup_node", "register", "smallest_int_type"]
+           "StreamingSplit_rtl", "UnrolledMLP", "UnrolledMLP_rtl", "make_codebook_lookup_node",
+           "register", "smallest_int_type"]
 
 
 def register() -> None:
