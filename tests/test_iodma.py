@@ -6,10 +6,17 @@ and foldings, and every IODMA's ``intfWidth``/``streamWidth`` is compared with
 hw.iodma's. They also check hand-worked examples and the port table against FINN's
 ``pynq_native_port_width``.
 
+Slow tests run Verilator. In a fully unfolded one-layer design (RTL II = 1), the
+throttled II equals the modelled IODMA cycles per vector: 3 for the 96-bit input and 5 for
+the 36-bit output on pynq-z2. The negative control is full rate, II = 1. The codes stay
+exact. On the default package through the ``rtlsim`` backend, the II with the IODMA
+model is max(RTL II, IODMA II). A sink or source paced slower than the RTL sets the II,
+and a faster one does not.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +25,9 @@ import pytest
 import hw  # noqa: F401  (offline FINN bootstrap)
 from configs import load_board
 from hw import iodma
+
+REPO = Path(__file__).resolve().parent.parent
+PKG = REPO / "bitstreams" / "eqnet-fq-2x2-64qam-pynq-z2"
 
 
 # ---------------------------------------------------------------- the rule, by hand
@@ -128,3 +138,85 @@ def test_rule_matches_finn_insert_iodma(c: int, dt: str, simd: int, mh: int, obi
         assert int(np.prod(g.get_nodeattr("numInputVectors"))) == d.beats_per_vector, k
         # one AXI-MM word per cycle: the IODMA's words per vector
         assert d.bits_per_vector // g.get_nodeattr("intfWidth") == d.cycles_per_vector
+
+
+# ---------------------------------------------------------------- Verilator (slow)
+def run_tb(built: Any, x: np.ndarray, intervals: tuple[list[int], list[int]] | None
+           ) -> tuple[np.ndarray, dict[str, Any]]:
+    """The harness-built top driven through the host's testbench runner (IODMA intervals
+    per stream); the output codes and the steady-state performance."""
+    from host.backends.rtlsim import stream_many
+    from hw.rtlsim.verilate import pack_inputs, performance, unpack_outputs
+
+    ti, to = built.io["inputs"][0], built.io["outputs"][0]
+    words = pack_inputs(x, ti["datatype"], ti["folded_shape"], ti["stream_width_bits"])
+    kin = int(np.prod(ti["folded_shape"][:-1]))
+    kout = int(np.prod(to["folded_shape"][:-1]))
+    out, stats = stream_many(built.binary, built.rtl_dir, [[f"{w:x}" for w in words]], len(x),
+                             [kin], [kout], 1, 1.0, 1.0, intervals=intervals)
+    codes = unpack_outputs([int(h, 16) for h in out[0]], to["datatype"], to["folded_shape"],
+                           len(x))
+    return codes, performance(stats, 100.0)
+
+
+@pytest.mark.slow
+def test_throttled_ii_is_the_modelled_iodma_ii(tmp_path: Path) -> None:
+    """Unfolded layer (RTL II = 1) on pynq-z2: input 96 bits -> 3 IODMA beats, output 36
+    -> 40 bits -> 5 beats. Measured II: 1 at full rate (negative control), 3 with the
+    input IODMA only, 5 with the output IODMA only, 5 with both; codes exact each time."""
+    from hw.rtlsim import harness
+
+    m = one_layer(12, "INT8", 12, 6, 6, 6)
+    built = harness.build(m, tmp_path / "h", jobs=1)
+    ti, to = built.io["inputs"][0], built.io["outputs"][0]
+    din = iodma.iodma(ti["stream_width_bits"], 1, "Pynq-Z2", "in")
+    dout = iodma.iodma(to["stream_width_bits"], 1, "Pynq-Z2", "out")
+    assert (din.cycles_per_vector, dout.cycles_per_vector) == (3, 5)
+    x = harness.random_inputs(built, 3000, seed=3)
+    want = harness.expected(built, x)["y"]
+    cases = {None: 1.0, ((3,), (0,)): 3.0, ((0,), (5,)): 5.0, ((3,), (5,)): 5.0}
+    for iv, ii in cases.items():
+        codes, perf = run_tb(built, x["x"], None if iv is None else
+                             ([*iv[0]], [*iv[1]]))
+        assert np.array_equal(codes, want), iv
+        assert perf["ii_cycles"] == ii, (iv, perf)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (PKG / "manifest.json").is_file(), reason="default package not built")
+def test_default_package_ii_with_iodma_model() -> None:
+    """The default package through the rtlsim backend: the IODMA model (3 beats in, 3 out
+    on pynq-z2) leaves the RTL's II (100) as it is, since max(100, 3) = 100. An input or
+    output paced slower than the RTL (150, 170 cycles per vector) sets the II. A
+    sink paced faster (50) does not. Codes are identical in every case."""
+    from host.backends.rtlsim import stream_many
+    from host.codec import pack
+    from host.driver import Accelerator
+    from hw.rtlsim.verilate import performance
+
+    rng = np.random.default_rng(0)
+    codes = rng.integers(-128, 128, (600, 12))
+    runs = {}
+    for dma in (False, True):
+        with Accelerator(PKG, "rtlsim", batch_size=len(codes), dma_model=dma) as acc:
+            out = acc.execute_codes(codes)
+            dev = acc.backend.device
+            runs[dma] = (out, performance(dev.last_stats, 100.0)["ii_cycles"])
+            d = dev.dma()
+    assert [v["cycles_per_vector"] for v in [*d["inputs"].values(), *d["outputs"].values()]
+            ] == [3, 3] and d["ii_cycles"] == 3
+    rtl_ii = runs[False][1]
+    assert rtl_ii == 100.0 and runs[True][1] == max(rtl_ii, d["ii_cycles"])
+    assert all(np.array_equal(runs[True][0][k], runs[False][0][k]) for k in runs[False][0])
+    # the pacing itself, on the same binary: a slower source/sink sets the II
+    si, so = next(iter(acc.package.inputs.values())), next(iter(acc.package.outputs.values()))
+    packed = pack(codes, si).reshape(len(codes) * si.beats, si.bytes_per_beat)
+    words = [b[::-1].tobytes().hex() for b in packed]
+    base = None
+    for iv, ii in {((0,), (0,)): 100.0, ((150,), (0,)): 150.0, ((0,), (170,)): 170.0,
+                   ((0,), (50,)): 100.0}.items():
+        out, stats = stream_many(dev.binary, dev.rtl_dir, [words], len(codes), [si.beats],
+                                 [so.beats], 1, 1.0, 1.0, intervals=([*iv[0]], [*iv[1]]))
+        assert performance(stats, 100.0)["ii_cycles"] == ii, iv
+        base = base or out
+        assert out == base, iv

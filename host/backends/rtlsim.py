@@ -20,6 +20,17 @@ the IODMAs and DRAM are modelled here, in software:
   ``ap_done | ap_idle``. Optional random input valid gaps and output back-pressure come
   from the testbench (seeded, independent per stream).
 
+The IODMAs' rate (``dma_model=True``; off by default). FINN's Zynq shell sizes each
+IODMA's AXI-MM port as gcd(bits per vector, the board's port width) (:mod:`hw.iodma`,
+with the FINN source lines), so a vector takes ``cycles_per_vector`` IODMA beats. The
+model limits each input stream to one vector per its IODMA's ``cycles_per_vector``
+(testbench ``in<i>_interval``) and drains each output stream at one vector per its
+IODMA's ``cycles_per_vector`` (``out<j>_interval``). The measured II is then what a board
+would see, with DRAM and the AXI interconnect taken as ideal. :meth:`SimDevice.dma`
+gives the IODMAs and their figures. The first vector's latency also includes filling
+and draining the IODMA words. The testbench does not model this, and
+:func:`dma_latency_extra` gives it.
+
 The Verilator binary is built once per package content (cached under ``work``); the
 stitched top's stream order is checked against the package's (``rtl/stitched``'s ports
 file) before the first transfer.
@@ -117,9 +128,10 @@ class SimDevice:
     of each, ``idma0`` / ``odma0``)."""
 
     def __init__(self, binary: Path, rtl_dir: Path, package: Package, seed: int = 1,
-                 p_valid: float = 1.0, p_ready: float = 1.0) -> None:
+                 p_valid: float = 1.0, p_ready: float = 1.0, dma_model: bool = False) -> None:
         self.binary, self.rtl_dir, self.package = binary, rtl_dir, package
         self.seed, self.p_valid, self.p_ready = seed, p_valid, p_ready
+        self.dma_model = bool(dma_model)
         self.dram: dict[int, np.ndarray] = {}
         self.next_addr = DRAM_BASE
         self.trace: list[tuple] = []
@@ -129,6 +141,10 @@ class SimDevice:
         self.idma, self.odma = self.idmas[0], self.odmas[0]
         self.transfers = 0
         self.last_stats: dict[str, Any] = {}
+
+    def dma(self) -> dict[str, Any]:
+        """The package's IODMAs as FINN's Zynq shell would build them (:func:`dma_facts`)."""
+        return dma_facts(self.package)
 
     # DRAM
     def allocate(self, shape: tuple[int, ...]) -> SimBuffer:
@@ -177,10 +193,15 @@ class SimDevice:
             beats = packed.reshape(n * si.beats, si.bytes_per_beat)
             # one AXI-stream word per beat, little-endian bytes -> hex, most significant first
             in_hex.append([b[::-1].tobytes().hex() for b in beats])
+        intervals = None
+        if self.dma_model:
+            d = self.dma()
+            intervals = ([d["inputs"][k]["cycles_per_vector"] for k in ins],
+                         [d["outputs"][k]["cycles_per_vector"] for k in outs])
         out_hex, stats = stream_many(
             self.binary, self.rtl_dir, in_hex, n, [s.beats for s in ins.values()],
             [s.beats for s in outs.values()], self.seed + self.transfers, self.p_valid,
-            self.p_ready, names=(list(ins), list(outs)))
+            self.p_ready, names=(list(ins), list(outs)), intervals=intervals)
         self.transfers += 1
         for dma, (name, so), words in zip(self.odmas, outs.items(), out_hex, strict=True):
             nb = so.bytes_per_beat
@@ -217,7 +238,8 @@ def stream(binary: Path, rtl_dir: Path, in_hex: list[str], n: int, in_beats: int
 def stream_many(binary: Path, rtl_dir: Path, in_hex: list[list[str]], n: int,
                 in_beats: list[int], out_beats: list[int], seed: int, p_valid: float,
                 p_ready: float, timeout_s: float = 3600,
-                names: tuple[list[str], list[str]] | None = None
+                names: tuple[list[str], list[str]] | None = None,
+                intervals: tuple[list[int], list[int]] | None = None
                 ) -> tuple[list[list[str]], dict]:
     """Run hw.rtlsim's testbench binary on AXI-stream words, all streams at once.
 
@@ -229,11 +251,14 @@ def stream_many(binary: Path, rtl_dir: Path, in_hex: list[list[str]], n: int,
     (exit 2) when no beat moves on any stream for STALL_LIMIT cycles; that, a crash, an
     RTL assertion or ``timeout_s`` raise :class:`SimulationError` with the beat counts
     per stream, the probabilities and the log. ``names``: the streams' names, for the
-    messages.
+    messages. ``intervals``: ``(per input, per output)`` cycles per vector at most (the
+    IODMA model: ``in<i>_interval`` / ``out<j>_interval``; 0 or None: full rate).
     """
     names = names or ([f"in{i}" for i in range(len(in_hex))],
                       [f"out{j}" for j in range(len(out_beats))])
     cond = f"input valid p={p_valid}, output ready p={p_ready}, seed {seed}"
+    if intervals and any([*intervals[0], *intervals[1]]):
+        cond += f", IODMA model: cycles per vector in {intervals[0]}, out {intervals[1]}"
     with tempfile.TemporaryDirectory(prefix="host-rtlsim-") as tmp:
         fst = Path(tmp, "stats.txt")
         # the testbench's key=value config (hw/rtlsim/tb_top.cpp)
@@ -244,9 +269,13 @@ def stream_many(binary: Path, rtl_dir: Path, in_hex: list[list[str]], n: int,
             fin = Path(tmp, f"in{i}.hex")
             fin.write_text("\n".join(words) + "\n")
             cfg += [f"in{i}={fin}", f"in{i}_beats={beats}"]
+            if intervals and intervals[0][i]:
+                cfg.append(f"in{i}_interval={int(intervals[0][i])}")
         fouts = [Path(tmp, f"out{j}.hex") for j in range(len(out_beats))]
         for j, (fout, beats) in enumerate(zip(fouts, out_beats, strict=True)):
             cfg += [f"out{j}={fout}", f"out{j}_beats={beats}"]
+            if intervals and intervals[1][j]:
+                cfg.append(f"out{j}_interval={int(intervals[1][j])}")
         Path(tmp, "tb.cfg").write_text("\n".join(cfg) + "\n")
         try:
             r = subprocess.run([str(binary), str(Path(tmp, "tb.cfg"))], cwd=rtl_dir,
@@ -340,12 +369,13 @@ class RtlsimBackend(DmaBackend):
     name = "rtlsim"
 
     def __init__(self, package: Package, batch_size: int, work: str | Path | None = None,
-                 sim_seed: int = 1, p_valid: float = 1.0, p_ready: float = 1.0) -> None:
+                 sim_seed: int = 1, p_valid: float = 1.0, p_ready: float = 1.0,
+                 dma_model: bool = False) -> None:
         p_valid, p_ready = check_probability("p_valid", p_valid), check_probability(
             "p_ready", p_ready)
         binary, rtl = ensure_binary(package, Path(work) if work else None)
         check_stream_order(package, rtl)
-        self.device = SimDevice(binary, rtl, package, sim_seed, p_valid, p_ready)
+        self.device = SimDevice(binary, rtl, package, sim_seed, p_valid, p_ready, dma_model)
         super().__init__(package, batch_size, self.device.idmas, self.device.odmas)
 
     def allocate(self, shape: tuple[int, ...]) -> np.ndarray:
@@ -355,6 +385,44 @@ class RtlsimBackend(DmaBackend):
         s = self.device.last_stats
         return {k: s[k] for k in ("cycles", "first_in", "first_out")} | {
             "last_done": s["done"][-1] if s.get("done") else None}
+
+
+def dma_facts(package: Package) -> dict[str, Any]:
+    """The package's IODMAs (:func:`hw.iodma.iodma` per stream, on the package's board,
+    in I/O spec order): ``{"inputs": {name: figures}, "outputs": {...}, "ii_cycles"
+    (the II floor the IODMAs set), "latency_extra_cycles" (:func:`dma_latency_extra`),
+    "board", "port_width_bits"}``."""
+    from hw import iodma
+
+    board = package.manifest.get("board_config") or package.manifest["board"]
+    ins = {k: iodma.iodma(s.width_bits, s.beats, board, "in")
+           for k, s in package.inputs.items()}
+    outs = {k: iodma.iodma(s.width_bits, s.beats, board, "out")
+            for k, s in package.outputs.items()}
+    return {"board": board.get("finn_board") if isinstance(board, dict) else board,
+            "port_width_bits": iodma.port_width(board),
+            "inputs": {k: d.as_dict() for k, d in ins.items()},
+            "outputs": {k: d.as_dict() for k, d in outs.items()},
+            "ii_cycles": iodma.dma_ii(list(ins.values()), list(outs.values())),
+            "latency_extra_cycles": dma_latency_extra(list(ins.values()),
+                                                      list(outs.values())),
+            "rule": "intfWidth = gcd(padded stream width x beats per vector, port width); "
+                    "cycles per vector = bits per vector / intfWidth (finn "
+                    "transformation/fpgadataflow/insert_iodma.py:122-127, 171-176; "
+                    "make_zynq_proj.py:1815; util/basic.py:99-110)"}
+
+
+def dma_latency_extra(ins: list[Any], outs: list[Any]) -> int:
+    """Cycles that one vector's IODMA serialization adds to its latency beyond the
+    full-rate stream. The input IODMA delivers the vector's bits in ``cycles_per_vector``
+    cycles, where the stream took ``beats_per_vector``. The output IODMA writes them in
+    ``cycles_per_vector`` cycles after they arrive in ``beats_per_vector``. Latency adds
+    the slowest input's and the slowest output's excess. The AXI read/write latency of
+    DRAM and the IODMA's own pipeline registers are not modelled."""
+    def excess(ds: list[Any]) -> int:
+        return max([0] + [d.cycles_per_vector - d.beats_per_vector for d in ds])
+
+    return excess(ins) + excess(outs)
 
 
 def check_stream_order(package: Package, rtl: Path) -> None:

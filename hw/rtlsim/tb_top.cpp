@@ -17,6 +17,9 @@
 //   in<i>_interval=C           a vector starts >= C cycles after the previous one on that
 //                              stream (rate-matched source for FIFO sizing; 0: off)
 //   out<i>=FILE out<i>_beats=B output beats written, one per line
+//   out<i>_interval=C          a vector's first beat is taken >= C cycles after the previous
+//                              vector's first beat on that stream (rate-limited sink: the
+//                              output IODMA model, hw.iodma; 0: off)
 //   stats=FILE                 written: key=value lines (cycles, per-vector completion, FIFOs)
 //   report=FILE                written on a stall: which streams stalled, FIFO occupancies
 // Exit: 0 done; 2 stalled (no handshake for stall_limit cycles while a stream is
@@ -116,6 +119,7 @@ int main(int argc, char** argv) {
     std::vector<uint64_t> in_bpv(N_IN), out_bpv(N_OUT);
     std::vector<double> pv(N_IN), pr(N_OUT);
     std::vector<uint64_t> interval(N_IN, 0), next_start(N_IN, 0);
+    std::vector<uint64_t> out_interval(N_OUT, 0), next_drain(N_OUT, 0);
     std::vector<std::mt19937_64> rin, rout;
     for (int i = 0; i < N_IN; i++) {
         const std::string k = "in" + std::to_string(i);
@@ -141,6 +145,7 @@ int main(int argc, char** argv) {
         const std::string k = "out" + std::to_string(i);
         out_bpv[i] = std::strtoull(get(k + "_beats", "0").c_str(), nullptr, 10);
         pr[i] = std::atof(get(k + "_p_ready", std::to_string(p_ready)).c_str());
+        out_interval[i] = std::strtoull(get(k + "_interval", "0").c_str(), nullptr, 10);
         std::seed_seq ss{(uint32_t)seed, (uint32_t)(seed >> 32), 2u, (uint32_t)i};
         rout.emplace_back(ss);
         outf[i] = std::fopen(get(k, "/dev/null").c_str(), "w");
@@ -185,7 +190,10 @@ int main(int argc, char** argv) {
             }
         }
         for (int i = 0; i < N_OUT; i++) {
-            ready[i] = u(rout[i]) < pr[i];
+            // the draw comes first: pacing leaves the ready pattern's random sequence as is
+            const bool drawn = u(rout[i]) < pr[i];
+            const bool paced = got[i] % out_bpv[i] == 0 && cycle < next_drain[i];
+            ready[i] = drawn && !paced;
             tb_set_out_ready(top, i, ready[i]);
         }
         top.eval();
@@ -194,6 +202,7 @@ int main(int argc, char** argv) {
             if (tb_out_valid(top, i) && ready[i]) {
                 std::fprintf(outf[i], "%s\n", tb_out_hex(top, i).c_str());
                 if (got[i] == 0) first_out[i] = cycle;
+                if (got[i] % out_bpv[i] == 0) next_drain[i] = cycle + out_interval[i];
                 if (cycle < first_out_any) first_out_any = cycle;
                 if (++got[i] % out_bpv[i] == 0) done[i].push_back(cycle);
                 progress = true;
