@@ -26,7 +26,7 @@ by a rule, not by the stream. The lines below are finn-plus 1.6.1, under
   stream beats per vector (the folded shape without its last dimension, batch 1)
   times the padded width. The IODMA's width is the gcd of those bits and the board's
   port width, so a vector is a whole number of IODMA words.
-* ``custom_op/fpgadataflow/hls/iodma_hls.py:54-64`` and ``docompute`` (``:226-320``):
+* ``custom_op/fpgadataflow/hls/iodma_hls.py:54-64`` and ``docompute`` (``:223-330``):
   the IODMA moves one ``intfWidth`` word per cycle on AXI-MM (``Mem2Stream_Batch`` /
   ``Stream2Mem_Batch``, one burst per call). It converts to the stream width with
   ``StreamingDataWidthConverter_Batch``, through the lcm of the two widths when neither
