@@ -533,13 +533,26 @@ class ExportConfig(_Strict):
 class HwConfig(_Strict):
     """FINN flow settings (hw/flow.py, hw/build.py)."""
 
-    target_fps: PositiveNumber = _f(
-        "a number > 0 (may be omitted if folding_config is given)",
-        "Target throughput (vectors/s) for FINN's SetFolding.", default=None)
+    target_fps: PositiveNumber | Literal["max"] = _f(
+        "a number > 0, or max (may be omitted if folding_config is given)",
+        "Target throughput (vectors/s) for FINN's SetFolding; max: the fastest "
+        "configuration (folding and impl) that fits the board (hw/speed.py).", default=None)
     folding_config: Annotated[str, Field(strict=True, min_length=1)] | None = _f(
         "null or a non-empty path string",
         "A FINN folding JSON (relative to the repository root); overrides target_fps.",
         default=None)
+    impl: Literal["folded", "unrolled", "auto"] | dict[
+            str, Literal["folded", "unrolled"]] = _f(
+        "folded, unrolled, auto, or a mapping {layer name or default: folded|unrolled}",
+        "Dense layers as FINN's folded MVAU/Thresholding RTL, or as the unrolled latency "
+        "backend (hw/unrolled_rtl.py, II = 1, no DSPs); auto: chosen by the search "
+        "(hw/speed.py).", default="folded")
+    unroll_cutoff: PositiveNumber = _f(
+        "a number > 0", "da4ml adder levels per pipeline stage of unrolled layers.",
+        default=2.0)
+    utilization_ceiling: _number(gt=0) = _f(
+        "a number in (0, 1]", "Fraction of the part's LUT/FF/DSP/BRAM a configuration "
+        "chosen by the search may use.", default=0.8)
 
     @model_validator(mode="after")
     def _folding(self) -> HwConfig:

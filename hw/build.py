@@ -114,6 +114,40 @@ def exhaustive_summary(proof: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
     return out
 
 
+def has_unrolled(model: ModelWrapper) -> bool:
+    return any(n.op_type.startswith("UnrolledMLP") for n in model.graph.node)
+
+
+def prove_unrolled_tables(model: ModelWrapper) -> dict[str, dict[str, Any]]:
+    """Per unrolled layer (``<node>/l<i>``): every threshold table of the latency backend
+    against the layer's thresholds over every accumulator value the layer can reach
+    (hw.unrolled_rtl.prove_table); ``points`` values x channels, ``mismatches``."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from hw.unrolled_rtl import prove_table
+
+    out: dict[str, dict[str, Any]] = {}
+    for n in model.graph.node:
+        if not n.op_type.startswith("UnrolledMLP"):
+            continue
+        inst = getCustomOp(n)
+        layers = inst.layers({i: model.get_initializer(i) for i in n.input[1:]})
+        d = inst.design(model)
+        tl = iter(d.tables)
+        for i, layer in enumerate(layers):
+            if layer.thresholds is None:
+                continue
+            tabs = next(tl)
+            rows = layer.thresholds
+            bad = sum(prove_table(t, rows[0 if rows.shape[0] == 1 else j])
+                      for j, t in enumerate(tabs))
+            out[f"{n.name}/l{i}"] = {
+                "points": int(sum(t.hi - t.lo + 1 for t in tabs)), "mismatches": int(bad),
+                "exhaustive": True, "channels": len(tabs),
+                "what": "unrolled threshold table vs the layer's thresholds"}
+    return out
+
+
 def coverage_summary(cov: dict[str, dict[str, Any]], sets: np.ndarray) -> dict[str, Any]:
     """The manifest's ``coverage``: what the golden vectors reach of each threshold layer."""
     return {
@@ -250,7 +284,8 @@ def swap_in(staged: Path, out: Path) -> None:
 
 def build_package(design_name: str, board_name: str, run: Path, out: Path,
                   folding: Path | None = None, resume: bool = True,
-                  cosim: bool = False, lock_timeout: float = -1) -> dict[str, Any]:
+                  cosim: bool = False, lock_timeout: float = -1,
+                  speed: str | None = None) -> dict[str, Any]:
     """The whole ``make hw``: build, verify and package into a staging folder beside ``out``,
     then swap it in. A package that fails verification never replaces ``out``: it is kept
     as ``<out>.failed``. With ``cosim``, the Verilator co-simulation of the golden vectors
@@ -261,7 +296,8 @@ def build_package(design_name: str, board_name: str, run: Path, out: Path,
         recover_interrupted_swap(out)
         staged = _staging(out, "tmp")
         try:
-            manifest = _build_into(design_name, board_name, run, staged, folding, resume)
+            manifest = _build_into(design_name, board_name, run, staged, folding, resume,
+                                   speed)
             if cosim and not package_failed(manifest):
                 manifest = cosimulate_golden(staged, out)
             failed = package_failed(manifest)
@@ -286,10 +322,25 @@ def cosimulate_golden(staged: Path, out: Path) -> dict[str, Any]:
     return run_sim(staged, Path("build") / "rtlsim" / out.name, len(golden), do_yosys=False)
 
 
+def wants_search(design: dict[str, Any], speed: str | None) -> bool:
+    """``SPEED=max``, ``target_fps: max`` or ``impl: auto``: the configuration search
+    (hw/speed.py) decides folding and impl."""
+    hw_cfg = design.get("hw", {})
+    return speed == "max" or hw_cfg.get("target_fps") == "max" or hw_cfg.get("impl") == "auto"
+
+
 def _build_into(design_name: str, board_name: str, run: Path, out: Path,
-                folding: Path | None = None, resume: bool = True) -> dict[str, Any]:
+                folding: Path | None = None, resume: bool = True,
+                speed: str | None = None) -> dict[str, Any]:
     """Build, verify and write a package into the (new) folder ``out``."""
     design, board = load_design(design_name), load_board(board_name)
+    tag, search = f"{design_name}-{board_name}", None
+    if wants_search(design, speed) and folding is None:
+        from hw.speed import resolved_design, run_search
+
+        tag += "-max"
+        search = run_search(design_name, board_name, run, Path("build") / tag / "search")
+        design, folding = resolved_design(design, search, Path("build") / tag / "search")
     export_dir = run / "export"
     qonnx_path, golden_path = export_dir / "model_qonnx.onnx", export_dir / "golden.npz"
     for p in (qonnx_path, golden_path, export_dir / IOSPEC):
@@ -297,7 +348,7 @@ def _build_into(design_name: str, board_name: str, run: Path, out: Path,
             raise FileNotFoundError(f"{p} not found: run `make export DESIGN={design_name}` first")
     if folding is None and design.get("hw", {}).get("folding_config"):
         folding = Path(design["hw"]["folding_config"])
-    build_dir = Path("build") / f"{design_name}-{board_name}"
+    build_dir = Path("build") / tag
     golden = Golden.load(golden_path)
     inputs, expected = golden.inputs, golden.outputs
     reference = read_reference(export_dir)["checks"]["brevitas_cpu"]
@@ -317,9 +368,19 @@ def _build_into(design_name: str, board_name: str, run: Path, out: Path,
     rtl_files = collect_rtl(finn_model, out / "rtl")
     inject_fault("package_write")  # tests: a kill while the package is half written
     t_proof = time.time()
-    table["exhaustive"] = exhaustive_summary(prove_thresholds(
-        ModelWrapper(str(qonnx_path)), finn_model, out / "rtl"))
-    coverage = coverage_summary(threshold_coverage(finn_model, inputs), golden.sets)
+    if has_unrolled(finn_model):
+        # The Thresholding layers were folded into UnrolledMLP nodes: prove them on the
+        # graph before unrolling (same thresholds), then each table against them.
+        folded = ModelWrapper(str(build_dir / "intermediate_models"
+                                  / "step_minimize_bit_width.onnx"))
+        table["exhaustive"] = exhaustive_summary(prove_thresholds(
+            ModelWrapper(str(qonnx_path)), folded))
+        table["exhaustive"].update(prove_unrolled_tables(finn_model))
+    else:
+        table["exhaustive"] = exhaustive_summary(prove_thresholds(
+            ModelWrapper(str(qonnx_path)), finn_model, out / "rtl"))
+    thr_model = folded if has_unrolled(finn_model) else finn_model
+    coverage = coverage_summary(threshold_coverage(thr_model, inputs), golden.sets)
     result["timing_s"]["threshold_proof"] = round(time.time() - t_proof, 1)
     manifest = {
         "design": design_name,
@@ -327,7 +388,7 @@ def _build_into(design_name: str, board_name: str, run: Path, out: Path,
         "part": board["part"],
         "clock_mhz": board["clock_mhz"],
         "board_config": board,
-        "build": {"dir": f"build/{design_name}-{board_name}", "inputs_key": result["inputs_key"]},
+        "build": {"dir": str(build_dir), "inputs_key": result["inputs_key"]},
         "tools": tool_versions(),
         "io": contract,
         "folding": folding_of(finn_model),
@@ -338,6 +399,8 @@ def _build_into(design_name: str, board_name: str, run: Path, out: Path,
             "decisions": result["branch_merge"]},
         "folding_source": (str(folding) if folding
                            else f"target_fps={design['hw']['target_fps']}"),
+        "impl": design["hw"].get("impl", "folded"),
+        "speed_search": search,
         "rtl": {"filelist": "rtl/filelist.f", "files": rtl_files,
                 "top_layers": [n.name for n in finn_model.graph.node]},
         "estimates": estimates_summary(build_dir / "report", board["clock_mhz"]),

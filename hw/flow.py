@@ -40,6 +40,7 @@ OFFLINE_STEPS: list[str] = [
     "step_target_fps_parallelization",
     "step_apply_folding_config",
     "step_minimize_bit_width",
+    "step_unroll_layers",
     "step_generate_estimate_reports",
     "step_hw_codegen",
 ]
@@ -70,7 +71,7 @@ class BuildLockedError(RuntimeError):
 STAGE_CHECKPOINTS = {
     "finn_converted": "step_qonnx_to_finn_half_even",
     "streamlined": "step_streamline_half_even",
-    "hw_folded": "step_minimize_bit_width",
+    "hw_folded": "step_unroll_layers",  # the graph that becomes RTL (unrolled or not)
 }
 
 
@@ -86,10 +87,13 @@ def inject_fault(step: str) -> None:
 
 
 def resolve_steps(names: list[str], errors: list[BaseException],
-                   journal: BuildJournal | None = None) -> list[Any]:
+                   journal: BuildJournal | None = None,
+                   hw_cfg: dict[str, Any] | None = None) -> list[Any]:
     """Step callables (ours from hw.steps, FINN's from its registry), each wrapped so that
     an exception is kept for the caller (FINN's builder logs it and only returns -1) and,
-    with a journal, so that every earlier step is journaled once FINN has saved it."""
+    with a journal, so that every earlier step is journaled once FINN has saved it. Our
+    steps marked ``uses_design_hw`` also get the design's ``hw`` section (FINN's
+    DataflowBuildConfig has no place for our keys, e.g. ``impl``)."""
     from finn.builder.build_dataflow_steps import build_dataflow_step_lookup
 
     import hw.steps as ours
@@ -102,6 +106,8 @@ def resolve_steps(names: list[str], errors: list[BaseException],
                     for before in names[:names.index(name)]:
                         journal.finished(before)
                 inject_fault(name)
+                if getattr(step, "uses_design_hw", False):
+                    return step(model, cfg, hw_cfg or {})
                 return step(model, cfg)
             except BaseException as e:
                 errors.append(e)
@@ -175,7 +181,7 @@ def dataflow_config(build_dir: Path, design: dict[str, Any], board: dict[str, An
         shell_flow_type=ShellFlowType[SHELLS[board.get("shell", "vivado_zynq")]],
         steps=steps,
         start_step=start,
-        target_fps=None if folding_file else hw_cfg.get("target_fps"),
+        target_fps=None if folding_file else hw_cfg.get("target_fps"),  # never "max" here
         folding_config_file=str(folding_file) if folding_file else None,
         standalone_thresholds=True,
         save_intermediate_models=True,
@@ -205,7 +211,8 @@ def _run_builder(model_path: Path, build_dir: Path, design: dict[str, Any],
                  board: dict[str, Any], steps: list[str], folding_file: Path | None,
                  start: str | None, journal: BuildJournal) -> None:
     errors: list[BaseException] = []
-    cfg = dataflow_config(build_dir, design, board, resolve_steps(steps, errors, journal),
+    cfg = dataflow_config(build_dir, design, board,
+                          resolve_steps(steps, errors, journal, design.get("hw", {})),
                           start, folding_file)
     run_builder(model_path, cfg, errors)
     journal.finished(steps[-1])

@@ -7,6 +7,7 @@ logs, times and checkpoints them (``intermediate_models/<step>.onnx``).
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 from finn.builder.build_dataflow_config import DataflowBuildConfig
@@ -334,6 +335,22 @@ def step_prefer_rtl(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapp
             if "preferred_impl_style" in inst.get_nodeattr_types():
                 inst.set_nodeattr("preferred_impl_style", "rtl")
     return model.transform(SpecializeIntegerElementwiseAdd())
+
+
+def step_unroll_layers(model: ModelWrapper, cfg: DataflowBuildConfig,
+                       hw_cfg: dict[str, Any]) -> ModelWrapper:
+    """The design's ``hw.impl`` (folded | unrolled | per-layer mapping): chains of dense
+    layers chosen for the latency backend become UnrolledMLP_rtl nodes
+    (hw/transforms/unroll.py); ``folded`` leaves the graph as it is."""
+    from hw.transforms.unroll import UnrollDenseChains
+
+    impl = hw_cfg.get("impl", "folded")
+    if impl == "folded":
+        return model
+    return model.transform(UnrollDenseChains(impl, float(hw_cfg.get("unroll_cutoff", 2.0))))
+
+
+step_unroll_layers.uses_design_hw = True  # type: ignore[attr-defined]
 
 
 def step_check_rtl_only(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:

@@ -143,13 +143,13 @@ class UnrolledMLP(HWCustomOp):
         return {"LUT": int(self.get_nodeattr("estLUT")), "FF": int(self.get_nodeattr("estFF")),
                 "DSP": 0, "BRAM18": 0}
 
-    def lut_estimation(self) -> int:
+    def lut_estimation(self, fpgapart: str = "") -> int:
         return int(self.get_nodeattr("estLUT"))
 
     def dsp_estimation(self, fpgapart: str = "") -> int:
         return 0
 
-    def bram_estimation(self) -> int:
+    def bram_estimation(self, fpgapart: str = "") -> int:
         return 0
 
 

@@ -1,0 +1,180 @@
+"""The latency backend (hw/unrolled_rtl.py, UnrolledMLP_rtl, UnrollDenseChains).
+
+Fast: the threshold tables against MultiThreshold over every reachable accumulator value
+(random, duplicate, unreachable and single thresholds), with a negative control; the
+transform on a small folded FINN graph, whose Python execution must equal the folded
+graph's. Slow: the generated RTL in Verilator under random back-pressure, 0 mismatches
+against the folded FINN graph (not against our own reference), with a negative control.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.core.onnx_exec import execute_onnx
+from qonnx.transformation.general import GiveUniqueNodeNames
+from qonnx.transformation.infer_shapes import InferShapes
+from qonnx.util.basic import qonnx_make_model
+
+import hw.custom_ops  # noqa: F401  (registers UnrolledMLP_rtl)
+from hw.transforms.unroll import UnrollDenseChains, chains, selected
+from hw.unrolled_rtl import ChannelTable, Layer, channel_table, generate, prove_table, reference
+
+RTL = "finn.custom_op.fpgadataflow.rtl"
+
+
+def _thresholds(rng: np.random.Generator, n: int, lo: int, hi: int) -> np.ndarray:
+    """Sorted thresholds with duplicates and values outside [lo, hi] on both sides."""
+    t = rng.integers(lo - 50, hi + 50, n)
+    t[: n // 8] = t[n // 8]  # a run of duplicates
+    return np.sort(t)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tables_equal_multithreshold_everywhere(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    lo, hi = -int(rng.integers(1, 3000)), int(rng.integers(1, 3000))
+    t = _thresholds(rng, int(rng.integers(1, 64)), lo, hi)
+    tab = channel_table(t, lo, hi)
+    assert prove_table(tab, t) == 0
+    # negative control: one bin's offset moved changes some count
+    if not tab.empty:
+        m = int(np.argmax(tab.inc))
+        bent = ChannelTable(**{**tab.__dict__, "base": list(tab.base)})
+        bent.base[m] += 1
+        assert prove_table(bent, t) > 0
+
+
+def test_tables_uniform_half_even_and_edge_cases() -> None:
+    # half-even rounding of acc/64: steps alternate 63/65 (the default f_Q's hidden layers)
+    t = np.array([32 + 64 * k + (k % 2) for k in range(63)])
+    tab = channel_table(t, -5000, 5000)
+    assert tab.k == 5 and prove_table(tab, t) == 0
+    # every threshold unreachable (above) or always passed (below)
+    assert channel_table(np.array([9000, 9001]), -10, 10).empty
+    below = channel_table(np.array([-100, -99]), -10, 10)
+    assert below.empty and below.const == 2
+    assert prove_table(below, np.array([-100, -99])) == 0
+    # one threshold, duplicated
+    t1 = np.array([3, 3, 3])
+    assert prove_table(channel_table(t1, -8, 7), t1) == 0
+
+
+def _layers(rng: np.random.Generator) -> list[Layer]:
+    """INT8 -> 16 (UINT4) -> 8 (INT5, act_val -15) -> 3 (accumulator, INT16)."""
+    w0 = rng.integers(-7, 8, (12, 16))
+    w1 = rng.integers(-5, 6, (16, 8))
+    w2 = rng.integers(-9, 10, (8, 3))
+    w1[:, 2] = 0  # a dead output column
+    t0 = np.sort(rng.integers(-600, 600, (16, 15)), axis=1)
+    t1 = np.sort(rng.integers(-400, 400, (8, 30)), axis=1)
+    return [Layer(w0, t0, 0, 8, True, 4, False), Layer(w1, t1, -15, 4, False, 5, True),
+            Layer(w2, None, 0, 5, True, 16, True)]
+
+
+def _folded_graph(layers: list[Layer]) -> ModelWrapper:
+    """The same layers as FINN's MVAU_rtl / Thresholding_rtl nodes (what the flow builds)."""
+    nodes, inits, t, dts = [], {}, "x", {"x": "INT8"}
+    for i, ly in enumerate(layers):
+        mw, mh = ly.weights.shape
+        idt = DataType[f"{'INT' if ly.in_signed else 'UINT'}{ly.in_bits}"].name
+        acc = f"a{i}"
+        nodes.append(helper.make_node(
+            "MVAU_rtl", [t, f"W{i}"], [acc], domain=RTL, backend="fpgadataflow",
+            MW=mw, MH=mh, SIMD=1, PE=1, inputDataType=idt, weightDataType="INT8",
+            outputDataType="INT16", accDataType="INT16", noActivation=1, binaryXnorMode=0,
+            ActVal=0, numInputVectors=[1], mem_mode="internal_embedded",
+            exec_mode="cppsim"))
+        inits[f"W{i}"] = ly.weights
+        dts[acc] = "INT16"
+        t = acc
+        if ly.thresholds is not None:
+            odt = DataType[f"{'INT' if ly.out_signed else 'UINT'}{ly.out_bits}"].name
+            nodes.append(helper.make_node(
+                "Thresholding_rtl", [acc, f"T{i}"], [f"q{i}"], domain=RTL,
+                backend="fpgadataflow", NumChannels=mh, PE=1,
+                numSteps=ly.thresholds.shape[1], inputDataType="INT16",
+                weightDataType="INT16", outputDataType=odt, ActVal=ly.act_val,
+                numInputVectors=[1], exec_mode="cppsim"))
+            inits[f"T{i}"] = ly.thresholds
+            dts[f"q{i}"] = odt
+            t = f"q{i}"
+    g = helper.make_graph(nodes, "mlp",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 12])],
+                          [helper.make_tensor_value_info(t, TensorProto.FLOAT, [1, 3])])
+    m = ModelWrapper(qonnx_make_model(g))
+    for k, v in inits.items():
+        m.set_initializer(k, v.astype(np.float32))
+    for k, v in dts.items():
+        m.set_tensor_datatype(k, DataType[v])
+    return m.transform(GiveUniqueNodeNames()).transform(InferShapes())
+
+
+def _inputs(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Random INT8 vectors plus the saturation extremes (all -128, all 127, alternating)."""
+    x = rng.integers(-128, 128, (n, 12))
+    x[0], x[1], x[2, ::2], x[2, 1::2] = -128, 127, -128, 127
+    return x
+
+
+def _run(model: ModelWrapper, x: np.ndarray) -> np.ndarray:
+    out = model.graph.output[0].name
+    return np.stack([execute_onnx(model, {"x": v[None].astype(np.float32)})[out][0]
+                     for v in x]).astype(np.int64)
+
+
+def test_transform_executes_like_the_folded_graph() -> None:
+    rng = np.random.default_rng(1)
+    layers = _layers(rng)
+    folded = _folded_graph(layers)
+    unrolled = folded.transform(UnrollDenseChains("unrolled"))
+    assert [n.op_type for n in unrolled.graph.node] == ["UnrolledMLP_rtl"]
+    x = _inputs(rng, 64)
+    want = _run(folded, x)
+    got = _run(unrolled, x)
+    assert np.array_equal(got, want)
+    assert np.array_equal(reference(layers, x), want)
+    # negative control: the same comparison sees a changed weight
+    bent = [Layer(**{**layers[0].__dict__, "weights": layers[0].weights + 1}), *layers[1:]]
+    assert not np.array_equal(reference(bent, x), want)
+
+
+def test_impl_selection_per_layer_and_errors() -> None:
+    folded = _folded_graph(_layers(np.random.default_rng(2)))
+    names = [n.name for n in folded.graph.node]
+    assert chains(folded, "folded") == []
+    assert [len(r) for r in chains(folded, "unrolled")] == [len(names)]
+    # folding the middle MVAU splits the chain in two
+    runs = chains(folded, {"default": "unrolled", names[2]: "folded"})
+    assert [[n.name for n in r] for r in runs] == [names[:2], names[3:]]
+    with pytest.raises(ValueError, match=r"hw.impl for 'x' is 'fast'; allowed: folded, unrolled"):
+        selected({"x": "fast"}, "x")
+
+
+@pytest.mark.slow
+def test_unrolled_rtl_bit_exact_under_backpressure(tmp_path) -> None:  # noqa: ANN001
+    from hw.rtlsim import harness
+
+    rng = np.random.default_rng(3)
+    layers = _layers(rng)
+    folded = _folded_graph(layers)
+    unrolled = folded.transform(UnrollDenseChains("unrolled"))
+    built = harness.build(unrolled, tmp_path / "u")
+    x = _inputs(rng, 3000)
+    name = built.io["inputs"][0]["name"]
+    want = _run(folded, x[:300])
+    r = harness.simulate(built, {name: x}, p_valid=0.6, p_ready=0.5)
+    got = next(iter(r.outputs.values())).reshape(len(x), -1)
+    assert np.array_equal(got[:300], want)  # against FINN's own folded graph
+    assert np.array_equal(got, reference(layers, x))
+    assert r.rc == 0
+    bent = got.copy()
+    bent[7, 1] += 1
+    assert not np.array_equal(bent, reference(layers, x))  # negative control
+    full = harness.simulate(built, {name: x}, tag="full")
+    d = generate(layers, "probe")
+    assert full.ii_cycles == pytest.approx(1.0, abs=0.01)
+    assert full.latency_cycles >= d.latency
