@@ -7,7 +7,9 @@ BOARD ?= pynq-z2
 RECIPE ?= short
 VECTORS ?= 10000
 RUN_DIR := runs/$(DESIGN)
-PKG := bitstreams/$(DESIGN)-$(BOARD)
+# SPEED=max: the fastest configuration (folding and impl) that fits the board (hw/speed.py).
+SPEED ?=
+PKG := bitstreams/$(DESIGN)-$(BOARD)$(if $(filter max,$(SPEED)),-max)
 STAMP := .venv/.setup-$(shell sha256sum requirements.lock | cut -c1-16)
 
 .PHONY: setup lock test test-slow lint main train export hw bench-phy phy-curve clean-build
@@ -54,7 +56,7 @@ export: setup
 COSIM ?= 0
 hw: setup
 	$(PY) -m hw --design $(DESIGN) --board $(BOARD) --run $(RUN_DIR) --out $(PKG) \
-	  $(if $(filter 1,$(COSIM)),--cosim)
+	  $(if $(filter 1,$(COSIM)),--cosim) $(if $(SPEED),--speed $(SPEED))
 
 bench-phy: setup
 	$(PY) -m phy.bench --out results/phy

@@ -30,10 +30,14 @@ def main(argv: list[str] | None = None) -> int:
                          "back-pressure, no Yosys) before the package is swapped in")
     ap.add_argument("--lock-timeout", type=float, default=-1,
                     help="seconds to wait for another build of this package (-1: for ever)")
+    ap.add_argument("--speed", choices=["max"], default=None,
+                    help="max: the fastest configuration (folding, impl) that fits the "
+                         "board, chosen by hw/speed.py (like target_fps: max)")
     a = ap.parse_args(argv)
     try:
         m = build_package(a.design, a.board, a.run, a.out, a.folding, resume=not a.no_resume,
-                          cosim=a.cosim, lock_timeout=a.lock_timeout)
+                          cosim=a.cosim, lock_timeout=a.lock_timeout,
+                           speed=a.speed)
     except (PackageOutError, BuildLockedError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

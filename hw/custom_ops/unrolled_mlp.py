@@ -203,8 +203,10 @@ class UnrolledMLP_rtl(AxisRTL, UnrolledMLP, RTLBackend):  # noqa: N801 (FINN nam
         o = padded_slice("out0_V_TDATA", d.out_width, self.get_outstream_width_padded(0))
         body = (f"{d.top} core (\n  .clk(ap_clk), .rst(!ap_rst_n),\n"
                 f"  .idat({i}), .ivld(in0_V_TVALID), .irdy(in0_V_TREADY),\n"
-                f"  .odat({o}), .ovld(out0_V_TVALID), .ordy(out0_V_TREADY)\n);\n"
-                + self._tie_padding())
+                f"  .odat({o}), .ovld(out0_V_TVALID), .ordy(out0_V_TREADY)\n);\n")
+        ow = self.get_outstream_width_padded(0)
+        if d.out_width < ow:
+            body += f"assign out0_V_TDATA[{ow - 1}:{d.out_width}] = {ow - d.out_width}'b0;\n"
         text = TEMPLATE.read_text()
         for key, val in {"TOP_MODULE_NAME": top, "OP_TYPE": node.op_type, "CORE": d.top,
                          "BUSIF": busif, "PORTS": ports, "BODY": body}.items():

@@ -137,7 +137,7 @@ class UnrollDenseChains(Transformation):
             for n in run:
                 model.graph.node.remove(n)
             model.graph.node.insert(pos, node)
-            inst = getCustomOp(node)
+            inst = getCustomOp(model.graph.node[pos])  # insert() stored a copy of node
             design = inst.design(model)
             inst.set_nodeattr("latency", design.latency)
             inst.set_nodeattr("estLUT", estimate_luts(design))
