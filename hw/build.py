@@ -339,8 +339,10 @@ def _build_into(design_name: str, board_name: str, run: Path, out: Path,
         from hw.speed import resolved_design, run_search
 
         tag += "-max"
-        search = run_search(design_name, board_name, run, Path("build") / tag / "search")
-        design, folding = resolved_design(design, search, Path("build") / tag / "search")
+        # beside the build folder, not in it: a build cleans files its journal lacks
+        work = Path("build") / f"{tag}-search"
+        search = run_search(design_name, board_name, run, work)
+        design, folding = resolved_design(design, search, work)
     export_dir = run / "export"
     qonnx_path, golden_path = export_dir / "model_qonnx.onnx", export_dir / "golden.npz"
     for p in (qonnx_path, golden_path, export_dir / IOSPEC):
