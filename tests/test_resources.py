@@ -68,6 +68,22 @@ def test_fifo_style_follows_fifo_sv() -> None:
     assert shift["FF"] >= 12 * 64                  # flip-flops, not SRLs, in this Yosys
 
 
+@pytest.mark.parametrize("depth, width, writable, style, bram18", [
+    (96, 144, True, "bram", 4),     # default hidden-layer weights: 2 RAMB36 by Yosys
+    (96, 36, True, "lutram", 0),    # first-layer weights: RAM128X1S
+    (24, 576, True, "lutram", 0),   # PE 16 SIMD 6 weights: shallow and wide, RAM32M
+    (192, 18, True, "bram", 1),     # zcu104 first layer: one RAMB18
+    (144, 12, True, "lutram", 0),
+    (1536, 15, False, "bram", 2),   # threshold stage 5 of 48 channels: one RAMB36
+    (768, 15, False, "bram", 1),
+    (384, 15, False, "logic", 0),   # threshold ROMs below 8 Kib stay in LUT logic
+])
+def test_memory_map_as_yosys_maps(depth: int, width: int, writable: bool, style: str,
+                                  bram18: int) -> None:
+    got = R.memory_map(depth, width, writable)
+    assert (got["style"], got["BRAM18"]) == (style, bram18)
+
+
 # ------------------------------------------------------------------ a small graph
 def small_graph(pe: int = 4, simd: int = 6):
     """x (12 x INT8) -> MVAU 12x8 (W6) -> Thresholding -> MVAU 8x4 -> y."""
@@ -101,6 +117,9 @@ def test_model_on_a_small_graph() -> None:
     assert glue and all(r["model"]["FF"] > 0 for r in glue)
     assert full["total"]["LUT"] > bare["total"]["LUT"]
     assert full["finn_total"] == bare["finn_total"]  # FINN's report has no glue
+    # a graph that has its glue already is counted as it is
+    again = R.estimate(R.with_glue(m, part), part)
+    assert list(again["layers"]) == list(full["layers"]) and again["total"] == full["total"]
     # more parallelism, more of everything that scales with it
     wide = R.estimate(small_graph(pe=8, simd=12), part, glue="none")
     assert wide["total"]["DSP"] > bare["total"]["DSP"]
