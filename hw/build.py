@@ -370,18 +370,15 @@ def _build_into(design_name: str, board_name: str, run: Path, out: Path,
     rtl_files = collect_rtl(finn_model, out / "rtl")
     inject_fault("package_write")  # tests: a kill while the package is half written
     t_proof = time.time()
-    if has_unrolled(finn_model):
-        # The Thresholding layers were folded into UnrolledMLP nodes: prove them on the
-        # graph before unrolling (same thresholds), then each table against them.
-        folded = ModelWrapper(str(build_dir / "intermediate_models"
-                                  / "step_minimize_bit_width.onnx"))
-        table["exhaustive"] = exhaustive_summary(prove_thresholds(
-            ModelWrapper(str(qonnx_path)), folded))
+    # With unrolled layers the Thresholding nodes live on in UnrolledMLP nodes: prove them
+    # on the graph before unrolling (same thresholds), then each unrolled table against them.
+    unrolled = has_unrolled(finn_model)
+    thr_model = ModelWrapper(str(build_dir / "intermediate_models"
+                                 / "step_minimize_bit_width.onnx")) if unrolled else finn_model
+    table["exhaustive"] = exhaustive_summary(prove_thresholds(
+        ModelWrapper(str(qonnx_path)), thr_model, None if unrolled else out / "rtl"))
+    if unrolled:
         table["exhaustive"].update(prove_unrolled_tables(finn_model))
-    else:
-        table["exhaustive"] = exhaustive_summary(prove_thresholds(
-            ModelWrapper(str(qonnx_path)), finn_model, out / "rtl"))
-    thr_model = folded if has_unrolled(finn_model) else finn_model
     coverage = coverage_summary(threshold_coverage(thr_model, inputs), golden.sets)
     result["timing_s"]["threshold_proof"] = round(time.time() - t_proof, 1)
     manifest = {

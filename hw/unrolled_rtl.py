@@ -31,7 +31,6 @@ with it (tests/test_unrolled.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -443,11 +442,3 @@ def generate(layers: list[Layer], name: str, cutoff: float = DEFAULT_CUTOFF) -> 
     registers = in_width + sum(s.out_width for s in stages) + len(stages) + 1
     return Unrolled(name, files, len(stages) + 1, in_width, out_width, cost, rom_bits,
                     tables, registers)
-
-
-def describe(design: Unrolled) -> dict[str, Any]:
-    """What the manifest records about an unrolled module."""
-    return {"top": design.top, "latency_cycles": design.latency,
-            "da4ml_cmvm_cost": design.cmvm_cost, "threshold_rom_bits": design.table_bits,
-            "pipeline_register_bits": design.registers,
-            "threshold_bins": [sum(len(t.base) for t in tabs) for tabs in design.tables]}

@@ -89,33 +89,43 @@ class AxisRTL:
 
     def generate_hdl(self, model: Any, fpgapart: str, clk: float) -> None:
         """Render the wrapper into ``code_gen_dir_ipgen`` and copy the core next to it."""
-        from finn.util.basic import make_build_dir
-
         self.check_supported(model)
-        node = self.onnx_node  # type: ignore[attr-defined]
-        code_gen_dir = self.get_nodeattr("code_gen_dir_ipgen")  # type: ignore[attr-defined]
-        if not code_gen_dir or not Path(code_gen_dir).is_dir():
-            code_gen_dir = make_build_dir(prefix=f"code_gen_ipgen_{node.name}_")
-            self.set_nodeattr("code_gen_dir_ipgen", str(code_gen_dir))  # type: ignore[attr-defined]
         top = self.get_verilog_top_module_name()  # type: ignore[attr-defined]
         core = f"{top}_{self.CORE}"
-        ports, busif = self._ports()
+        out = self._code_gen_dir()
         body = self.core_instance(model).replace(f"{self.CORE} #(", f"{core} #(", 1)
-        text = TEMPLATE.read_text()
-        for key, val in {"TOP_MODULE_NAME": top, "OP_TYPE": node.op_type, "CORE": self.CORE,
-                         "BUSIF": busif, "PORTS": ports,
-                         "BODY": body}.items():
-            text = text.replace(f"${key}$", val)
-        out = Path(code_gen_dir)
-        (out / f"{top}.v").write_text(text)
+        self._write_wrapper(out, self.CORE, body)
         src = (RTL_DIR / f"{self.CORE}.sv").read_text()
         src = src.replace(f"module {self.CORE}", f"module {core}")
         src = src.replace(f"endmodule : {self.CORE}", f"endmodule : {core}")
         (out / f"{core}.sv").write_text(f"// {self.CORE} from hw/rtl, renamed for node {top}\n"
                                         + src)
+
+    def _code_gen_dir(self) -> Path:
+        """The node's ``code_gen_dir_ipgen``, made (and recorded) if missing."""
+        from finn.util.basic import make_build_dir
+
+        code_gen_dir = self.get_nodeattr("code_gen_dir_ipgen")  # type: ignore[attr-defined]
+        if not code_gen_dir or not Path(code_gen_dir).is_dir():
+            name = self.onnx_node.name  # type: ignore[attr-defined]
+            code_gen_dir = make_build_dir(prefix=f"code_gen_ipgen_{name}_")
+            self.set_nodeattr("code_gen_dir_ipgen", str(code_gen_dir))  # type: ignore[attr-defined]
+        return Path(code_gen_dir)
+
+    def _write_wrapper(self, out: Path, core: str, body: str) -> None:
+        """Render the wrapper template around ``body`` (which instantiates ``core``) into
+        ``out/<top>.v`` and record the top module and IP paths on the node."""
+        top = self.get_verilog_top_module_name()  # type: ignore[attr-defined]
+        ports, busif = self._ports()
+        text = TEMPLATE.read_text()
+        for key, val in {"TOP_MODULE_NAME": top,
+                         "OP_TYPE": self.onnx_node.op_type,  # type: ignore[attr-defined]
+                         "CORE": core, "BUSIF": busif, "PORTS": ports, "BODY": body}.items():
+            text = text.replace(f"${key}$", val)
+        (out / f"{top}.v").write_text(text)
         self.set_nodeattr("gen_top_module", top)  # type: ignore[attr-defined]
-        self.set_nodeattr("ipgen_path", str(code_gen_dir))  # type: ignore[attr-defined]
-        self.set_nodeattr("ip_path", str(code_gen_dir))  # type: ignore[attr-defined]
+        self.set_nodeattr("ipgen_path", str(out))  # type: ignore[attr-defined]
+        self.set_nodeattr("ip_path", str(out))  # type: ignore[attr-defined]
 
     def get_rtl_file_list(self, abspath: bool = False) -> list[str]:
         """Core first, then the wrapper (absolute paths point into code_gen_dir_ipgen)."""

@@ -38,7 +38,7 @@ from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from qonnx.core.datatype import DataType
 
-from hw.custom_ops._axis import TEMPLATE, AxisRTL, padded_slice
+from hw.custom_ops._axis import AxisRTL, padded_slice
 
 
 class UnrolledMLP(HWCustomOp):
@@ -184,38 +184,21 @@ class UnrolledMLP_rtl(AxisRTL, UnrolledMLP, RTLBackend):  # noqa: N801 (FINN nam
 
     def generate_hdl(self, model: Any, fpgapart: str, clk: float) -> None:
         """The generated stages and pipeline, then FINN's AXI-stream wrapper around them."""
-        from finn.util.basic import make_build_dir
-
-        node = self.onnx_node
-        code_gen_dir = self.get_nodeattr("code_gen_dir_ipgen")
-        if not code_gen_dir or not Path(code_gen_dir).is_dir():
-            code_gen_dir = make_build_dir(prefix=f"code_gen_ipgen_{node.name}_")
-            self.set_nodeattr("code_gen_dir_ipgen", str(code_gen_dir))
-        out = Path(code_gen_dir)
+        out = self._code_gen_dir()
         d = self.design(model)
         if d.latency != self.get_nodeattr("latency"):
             self.set_nodeattr("latency", d.latency)
         for name, text in d.files.items():
             (out / name).write_text(text)
-        top = self.get_verilog_top_module_name()
-        ports, busif = self._ports()
         i = padded_slice("in0_V_TDATA", d.in_width, self.get_instream_width_padded(0))
         o = padded_slice("out0_V_TDATA", d.out_width, self.get_outstream_width_padded(0))
-        body = (f"{d.top} core (\n  .clk(ap_clk), .rst(!ap_rst_n),\n"
-                f"  .idat({i}), .ivld(in0_V_TVALID), .irdy(in0_V_TREADY),\n"
-                f"  .odat({o}), .ovld(out0_V_TVALID), .ordy(out0_V_TREADY)\n);\n")
-        ow = self.get_outstream_width_padded(0)
-        if d.out_width < ow:
-            body += f"assign out0_V_TDATA[{ow - 1}:{d.out_width}] = {ow - d.out_width}'b0;\n"
-        text = TEMPLATE.read_text()
-        for key, val in {"TOP_MODULE_NAME": top, "OP_TYPE": node.op_type, "CORE": d.top,
-                         "BUSIF": busif, "PORTS": ports, "BODY": body}.items():
-            text = text.replace(f"${key}$", val)
-        (out / f"{top}.v").write_text(text)
+        self._write_wrapper(out, d.top, (
+            f"{d.top} core (\n  {self._clk_rst()},\n"
+            f"  .idat({i}), .ivld(in0_V_TVALID), .irdy(in0_V_TREADY),\n"
+            f"  .odat({o}), .ovld(out0_V_TVALID), .ordy(out0_V_TREADY)\n);\n"
+            + self._tie_padding()))
+        top = self.get_verilog_top_module_name()
         (out / "files.txt").write_text("\n".join([*d.files, f"{top}.v"]) + "\n")
-        self.set_nodeattr("gen_top_module", top)
-        self.set_nodeattr("ipgen_path", str(code_gen_dir))
-        self.set_nodeattr("ip_path", str(code_gen_dir))
 
     def get_rtl_file_list(self, abspath: bool = False) -> list[str]:
         """The generated files in dependency order (primitives, stages, pipeline, wrapper)."""
