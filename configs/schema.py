@@ -153,6 +153,18 @@ def _number(gt: float | None = None, ge: float | None = None) -> Any:
 
 
 PositiveNumber = _number(gt=0)
+
+
+def _number_or(word: str, gt: float) -> Any:
+    """A number > ``gt`` or the string ``word`` (one validator, so that an error names the
+    key once, not once per union branch)."""
+    check = _number(gt=gt).__metadata__[0].func
+
+    def check_or(v: Any) -> Any:
+        return v if v == word else check(v)
+
+    schema = {"anyOf": [{"type": "number", "exclusiveMinimum": gt}, {"const": word}]}
+    return Annotated[int | float | str, PlainValidator(check_or), WithJsonSchema(schema)]
 Number = _number()
 PositiveInt = Annotated[int, Field(strict=True, gt=0)]
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -533,7 +545,7 @@ class ExportConfig(_Strict):
 class HwConfig(_Strict):
     """FINN flow settings (hw/flow.py, hw/build.py)."""
 
-    target_fps: PositiveNumber | Literal["max"] = _f(
+    target_fps: _number_or("max", gt=0) = _f(
         "a number > 0, or max (may be omitted if folding_config is given)",
         "Target throughput (vectors/s) for FINN's SetFolding; max: the fastest "
         "configuration (folding and impl) that fits the board (hw/speed.py).", default=None)
