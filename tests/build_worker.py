@@ -7,7 +7,6 @@ small-MLP design of tests/conftest.py for pynq-z2. ``HW_BUILD_FAULT=<step>:<SIGN
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 
@@ -18,10 +17,6 @@ from tests.conftest import FLOW_DESIGN
 
 
 def main() -> None:
-    # A process started in the background by a non-interactive shell inherits SIGINT
-    # ignored, and Python then keeps it ignored: the SIGINT tests would see a build that
-    # cannot be interrupted. Restore the handler a terminal's Ctrl-C meets.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     qonnx, build_dir = Path(sys.argv[1]), Path(sys.argv[2])
     run_finn_build(qonnx, build_dir, FLOW_DESIGN, load_board("pynq-z2"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,14 @@ SMALL_MLP: dict[str, Any] = {
     "out_quant": {"bits": 6, "signed": True, "narrow": True, "scale_log2": -5},
 }
 FLOW_DESIGN = {"name": "test-small-mlp", "hw": {"target_fps": 200_000}}
+
+
+def sigint_as_on_a_terminal() -> None:
+    """``preexec_fn`` for a child process a test interrupts with SIGINT (a Ctrl-C): a
+    process started under a background job inherits SIGINT ignored, and Python keeps it
+    ignored, so the child would never see the interrupt. Default disposition instead, as
+    at a terminal (Python then installs its KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")

@@ -43,7 +43,7 @@ from hw.flow import (
     run_finn_build,
 )
 from hw.package import collect_rtl
-from tests.conftest import FLOW_DESIGN, SMALL_MLP
+from tests.conftest import FLOW_DESIGN, SMALL_MLP, sigint_as_on_a_terminal
 from tests.synthetic import calibrate
 from zoo.blocks import QuantMLP
 
@@ -74,7 +74,8 @@ def run_worker(qonnx: Path, build_dir: Path, fault: str | None) -> subprocess.Co
         env[FAULT_ENV] = fault
     return subprocess.run([sys.executable, "-m", "tests.build_worker", str(qonnx),
                            str(build_dir)], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600,
+                          preexec_fn=sigint_as_on_a_terminal)
 
 
 @pytest.fixture(scope="module")

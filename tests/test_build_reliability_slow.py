@@ -25,6 +25,7 @@ import torch
 
 from hw.build import build_package, recover_interrupted_swap
 from hw.flow import FAULT_ENV, file_sha256
+from tests.conftest import sigint_as_on_a_terminal
 
 DESIGN, BOARD = "eqnet-fq-2x2-64qam", "pynq-z2"
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +46,8 @@ def hw_cli(run: Path, out: Path, fault: str | None = None, *extra: str
         env[FAULT_ENV] = fault
     return subprocess.run([sys.executable, "-m", "hw", "--design", DESIGN, "--board", BOARD,
                            "--run", str(run), "--out", str(out), *extra], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900,
+                          preexec_fn=sigint_as_on_a_terminal)
 
 
 @pytest.fixture(scope="module")
