@@ -48,6 +48,11 @@ OFFLINE_STEPS: list[str] = [
 # Source of our builder steps: part of the inputs key.
 _HW = Path(__file__).resolve().parent
 STEP_CODE = [_HW / "steps.py", _HW / "ties.py", _HW / "activation_thresholds.py",
+             # what the steps, transformations and custom ops import (the latency backend's
+             # generator, its IODMA padding rule, the threshold proofs, node predicates and
+             # the contract's names): tests/test_build_reliability.py checks the closure
+             _HW / "unrolled_rtl.py", _HW / "iodma.py", _HW / "threshold_proof.py",
+             _HW / "verify.py", _HW.parent / "contract" / "iospec.py",
              # the floor's quantizer modules define what the learned-quantizer nodes mean
              _HW.parent / "zoo" / "quantizers.py", _HW.parent / "zoo" / "onnx_ops.py"]
 # Our transformations, custom ops and their SystemVerilog templates: globbed at key time,
