@@ -17,7 +17,11 @@ float<->code rules are the tensor's, defined once in :mod:`contract.iospec`:
 What is FINN's, and stays here:
 
 * folding: a vector of F codes is ``folded_shape[1:-1]`` stream beats of
-  ``folded_shape[-1]`` elements each;
+  ``folded_shape[-1]`` elements each. A stream may carry ``pad`` more elements than the
+  vector has (fewer than one beat): they follow the vector's F codes, are zeros on an
+  input and are dropped from an output. The latency backend pads its streams so that
+  FINN's IODMA moves a vector in one port-wide word (``hw.iodma``,
+  ``hw.transforms.iodma_pad``);
 * packing (:func:`pack`, :func:`unpack`): FINN's PYNQ driver packing
   (``finnpy_to_packed_bytearray`` with ``reverse_inner=True, reverse_endian=True``):
   element 0 of a beat in the least significant bits, each element in two's complement
@@ -62,9 +66,10 @@ class StreamSpec:
         tensor = TensorSpec.from_json({**entry, "shape": shape[1:]})
         folded = [int(d) for d in entry["folded_shape"]]
         beats, elems = int(np.prod(folded[1:-1])), folded[-1]
-        if beats * elems != tensor.features:
+        if not 0 <= beats * elems - tensor.features < elems:
             raise ValueError(f"{tensor.name!r}: folded shape {folded} does not match "
-                             f"{tensor.features} features")
+                             f"{tensor.features} features (a stream carries them, padded "
+                             "by fewer than one beat)")
         bits = tensor.dtype.bits
         width = int(entry.get("stream_width_bits", elems * bits))
         if width != elems * bits:
@@ -114,6 +119,11 @@ class StreamSpec:
 
     # the stream
     @property
+    def pad(self) -> int:
+        """Elements the stream carries after the vector's features (zeros in, dropped out)."""
+        return self.beats * self.elems_per_beat - self.features
+
+    @property
     def bytes_per_beat(self) -> int:
         return (self.width_bits + 7) // 8
 
@@ -125,7 +135,10 @@ class StreamSpec:
 def pack(codes: np.ndarray, spec: StreamSpec) -> np.ndarray:
     """(N, features) codes -> (N, beats, bytes_per_beat) uint8, FINN's folding and packing."""
     n, bw = len(codes), spec.dtype.bits
-    vals = codes.reshape(n, spec.beats, spec.elems_per_beat).astype(np.int64) & ((1 << bw) - 1)
+    vals = np.asarray(codes, dtype=np.int64).reshape(n, spec.features)
+    if spec.pad:
+        vals = np.concatenate([vals, np.zeros((n, spec.pad), np.int64)], axis=1)
+    vals = vals.reshape(n, spec.beats, spec.elems_per_beat) & ((1 << bw) - 1)
     bits = ((vals[..., None] >> np.arange(bw, dtype=np.int64)) & 1).astype(np.uint8)
     bits = bits.reshape(n, spec.beats, spec.elems_per_beat * bw)
     pad = spec.bytes_per_beat * 8 - bits.shape[-1]
@@ -144,4 +157,4 @@ def unpack(packed: np.ndarray, spec: StreamSpec) -> np.ndarray:
     vals = (bits << np.arange(bw, dtype=np.int64)).sum(axis=-1)
     if spec.dtype.signed:
         vals -= (vals >> (bw - 1)) << bw
-    return vals.reshape(n, spec.features)
+    return vals.reshape(n, spec.beats * spec.elems_per_beat)[:, :spec.features]

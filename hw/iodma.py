@@ -157,6 +157,27 @@ def best_padding(stream_width_bits: int, beats_per_vector: int, port_bits: int
     return best
 
 
+def best_pad_elements(elems: int, bits: int, beats: int, port_bits: int) -> tuple[int, int]:
+    """``(pad, cycles)``: the fewest elements of ``bits`` bits to append to a beat of
+    ``elems`` elements so that a vector (``beats`` beats) takes the fewest IODMA beats,
+    and that count. Padding by whole elements keeps the stream a FINN stream
+    (``folded_shape[-1] * bitwidth``), which FINN's FIFOs, width converters and IODMAs
+    are sized from. The search stops where the beat holds a power of two or a whole
+    port multiple of bits: wider never takes fewer beats."""
+    if elems < 1 or bits < 1 or beats < 1:
+        raise ValueError(f"elems {elems}, bits {bits}, beats {beats}: each must be >= 1")
+    w0 = pad8(elems * bits)
+    top = max(1 << (w0 - 1).bit_length(), -(-w0 // port_bits) * port_bits)
+    best = (0, cycles_per_vector(w0, beats, port_bits))
+    p = 1
+    while pad8((elems + p) * bits) <= top:
+        c = cycles_per_vector((elems + p) * bits, beats, port_bits)
+        if c < best[1]:
+            best = (p, c)
+        p += 1
+    return best
+
+
 def iodma(stream_width_bits: int, beats_per_vector: int, board: str | dict[str, Any],
           direction: str = "in") -> IODMA:
     """FINN's IODMA for a stream of ``beats_per_vector`` beats of ``stream_width_bits``

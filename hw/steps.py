@@ -341,13 +341,25 @@ def step_unroll_layers(model: ModelWrapper, cfg: DataflowBuildConfig,
                        hw_cfg: dict[str, Any]) -> ModelWrapper:
     """The design's ``hw.impl`` (folded | unrolled | per-layer mapping): chains of dense
     layers chosen for the latency backend become UnrolledMLP_rtl nodes
-    (hw/transforms/unroll.py); ``folded`` leaves the graph as it is."""
+    (hw/transforms/unroll.py); ``folded`` leaves the graph as it is. Unrolled nodes at
+    the graph's edges then pad their streams so that the board's IODMA moves a vector
+    in the fewest words (hw/transforms/iodma_pad.py)."""
+    from hw.iodma import port_width
+    from hw.transforms.iodma_pad import PadStreamsForIODMA
     from hw.transforms.unroll import UnrollDenseChains
 
     impl = hw_cfg.get("impl", "folded")
     if impl == "folded":
         return model
-    return model.transform(UnrollDenseChains(impl, float(hw_cfg.get("unroll_cutoff", 2.0))))
+    model = model.transform(UnrollDenseChains(impl, float(hw_cfg.get("unroll_cutoff", 2.0))))
+    pad = PadStreamsForIODMA(port_width(cfg.board))
+    model = model.transform(pad)
+    for r in pad.report:
+        how = (f"padded by {r['pad']} elements" if r["pad"] is not None
+               else "not paddable (folded layer)")
+        print(f"IODMA {r['direction']} {r['tensor']} ({r['node']}): {how}, "
+              f"{r['cycles_before']} -> {r['cycles_after']} cycles per vector")
+    return model
 
 
 step_unroll_layers.uses_design_hw = True  # type: ignore[attr-defined]

@@ -42,6 +42,29 @@ def test_pack_matches_finn_driver_packing(dtype: str, beats: int, elems: int) ->
     assert np.array_equal(unpack(ours, s), codes)
 
 
+def test_padded_stream_zeros_in_dropped_out() -> None:
+    """A stream padded for the IODMA (12 INT8 features in a 16-element beat): the pad is
+    zeros on the way in, dropped on the way out; a pad of a whole beat is refused."""
+    s = StreamSpec.from_manifest({"name": "x", "shape": [1, 12], "datatype": "INT8",
+                                  "scale": 1.0, "post": "scale", "folded_shape": [1, 1, 16],
+                                  "stream_width_bits": 128})
+    assert (s.features, s.pad, s.packed_shape(5)) == (12, 4, (5, 1, 16))
+    codes = np.random.default_rng(1).integers(-128, 128, (5, 12))
+    packed = pack(codes, s)
+    assert not packed[:, 0, 12:].any()  # the padding bytes
+    assert np.array_equal(packed[:, 0, :12].view(np.int8).astype(np.int64), codes)
+    assert np.array_equal(unpack(packed, s), codes)
+    bent = packed.copy()
+    bent[:, 0, 13] = 0x5A  # garbage in the padding is not data
+    assert np.array_equal(unpack(bent, s), codes)
+    bent[0, 0, 3] ^= 1  # negative control: a data byte is
+    assert not np.array_equal(unpack(bent, s), codes)
+    with pytest.raises(ValueError, match="padded by fewer than one beat"):
+        StreamSpec.from_manifest({"name": "x", "shape": [1, 12], "datatype": "INT8",
+                                  "scale": 1.0, "post": "scale", "folded_shape": [1, 2, 12],
+                                  "stream_width_bits": 96})
+
+
 def test_float_to_codes_half_even_and_saturation() -> None:
     s = spec("INT8", 1, 6)
     q = 2.0 ** -7

@@ -220,3 +220,22 @@ def test_default_package_ii_with_iodma_model() -> None:
         assert performance(stats, 100.0)["ii_cycles"] == ii, iv
         base = base or out
         assert out == base, iv
+
+
+def test_pad_elements_is_minimal() -> None:
+    """best_pad_elements: no smaller pad takes as few IODMA words, and no pad up to two
+    ports wider takes fewer; the latency backend's cases give one word per vector."""
+    assert iodma.best_pad_elements(12, 8, 1, 128) == (4, 1)   # 96 -> 128 bits
+    assert iodma.best_pad_elements(6, 6, 1, 128) == (4, 1)    # 36 (40) -> 60 (64) bits
+    assert iodma.best_pad_elements(16, 8, 1, 128) == (0, 1)   # already one word
+    for p in (64, 128):
+        for bits in (1, 3, 4, 6, 8, 16):
+            for elems in range(1, 40):
+                for k in (1, 2, 3):
+                    pad, c = iodma.best_pad_elements(elems, bits, k, p)
+                    cost = [iodma.cycles_per_vector((elems + q) * bits, k, p)
+                            for q in range(0, pad + 2 * p // bits + 1)]
+                    assert cost[pad] == c == min(cost), (elems, bits, k, p)
+                    assert all(x > c for x in cost[:pad]), (elems, bits, k, p)
+    with pytest.raises(ValueError, match=">= 1"):
+        iodma.best_pad_elements(0, 8, 1, 64)

@@ -157,12 +157,15 @@ class AxisRTL:
     def _clk_rst(self) -> str:
         return ".clk(ap_clk), .rst(!ap_rst_n)"
 
-    def _tie_padding(self) -> str:
-        """Drive the byte-padding bits of every output TDATA with zeros."""
+    def _tie_padding(self, used_bits: list[int] | None = None) -> str:
+        """Drive the padding bits of every output TDATA with zeros: those above the
+        stream width (byte padding), or above ``used_bits[j]`` where the core drives
+        fewer bits than the stream carries (a padded stream)."""
         intf = self.get_verilog_top_module_intf_names()  # type: ignore[attr-defined]
         lines = []
         for j, (name, width) in enumerate(intf["m_axis"]):
-            used = self.get_outstream_width(j)  # type: ignore[attr-defined]
+            used = (used_bits[j] if used_bits is not None
+                    else self.get_outstream_width(j))  # type: ignore[attr-defined]
             if used < width:
                 lines.append(f"assign {name}_TDATA[{width - 1}:{used}] = {width - used}'b0;")
         return "\n".join(lines)

@@ -21,6 +21,9 @@ attribute              type     meaning
 ``estLUT`` / ``estFF``  int      our resource estimate (hw.unrolled_rtl.Unrolled)
 ``numInputVectors``    ints     leading dims, e.g. [1] or [N]
 ``foldedLayers``       strings  names of the FINN nodes this node replaced
+``inPad`` / ``outPad``  int      zero elements the input / output stream carries after
+                                the vector (hw.transforms.iodma_pad: one IODMA word
+                                per vector); the core ignores / drives zeros in them
 =====================  =======  ======================================================
 
 Inputs: ``input[0]`` the streamed vector (*numInputVectors, MW); then, per layer in
@@ -58,6 +61,8 @@ class UnrolledMLP(HWCustomOp):
             "estFF": ("i", False, 0),
             "numInputVectors": ("ints", False, [1]),
             "foldedLayers": ("strings", False, []),
+            "inPad": ("i", False, 0),
+            "outPad": ("i", False, 0),
         }
         attrs.update(super().get_nodeattr_types())
         return attrs
@@ -70,10 +75,14 @@ class UnrolledMLP(HWCustomOp):
         return tuple(list(self.get_nodeattr("numInputVectors")) + [self.get_nodeattr("MH")])
 
     def get_folded_input_shape(self, ind: int = 0) -> tuple[int, ...]:
-        return tuple(list(self.get_nodeattr("numInputVectors")) + [1, self.get_nodeattr("MW")])
+        """One beat of the MW inputs and ``inPad`` padding elements."""
+        return tuple(list(self.get_nodeattr("numInputVectors"))
+                     + [1, self.get_nodeattr("MW") + self.get_nodeattr("inPad")])
 
     def get_folded_output_shape(self, ind: int = 0) -> tuple[int, ...]:
-        return tuple(list(self.get_nodeattr("numInputVectors")) + [1, self.get_nodeattr("MH")])
+        """One beat of the MH outputs and ``outPad`` padding elements."""
+        return tuple(list(self.get_nodeattr("numInputVectors"))
+                     + [1, self.get_nodeattr("MH") + self.get_nodeattr("outPad")])
 
     def get_input_datatype(self, ind: int = 0) -> Any:
         return DataType[self.get_nodeattr("dataTypes")[0]]
@@ -84,10 +93,10 @@ class UnrolledMLP(HWCustomOp):
     def get_instream_width(self, ind: int = 0) -> int:
         if ind != 0:
             return 0  # weights and thresholds are baked into the RTL
-        return self.get_nodeattr("MW") * self.get_input_datatype().bitwidth()
+        return self.get_folded_input_shape()[-1] * self.get_input_datatype().bitwidth()
 
     def get_outstream_width(self, ind: int = 0) -> int:
-        return self.get_nodeattr("MH") * self.get_output_datatype().bitwidth()
+        return self.get_folded_output_shape()[-1] * self.get_output_datatype().bitwidth()
 
     def get_number_output_values(self) -> int:
         return int(np.prod(self.get_nodeattr("numInputVectors")))
@@ -196,7 +205,7 @@ class UnrolledMLP_rtl(AxisRTL, UnrolledMLP, RTLBackend):  # noqa: N801 (FINN nam
             f"{d.top} core (\n  {self._clk_rst()},\n"
             f"  .idat({i}), .ivld(in0_V_TVALID), .irdy(in0_V_TREADY),\n"
             f"  .odat({o}), .ovld(out0_V_TVALID), .ordy(out0_V_TREADY)\n);\n"
-            + self._tie_padding()))
+            + self._tie_padding([d.out_width])))
         top = self.get_verilog_top_module_name()
         (out / "files.txt").write_text("\n".join([*d.files, f"{top}.v"]) + "\n")
 

@@ -112,6 +112,7 @@ def io_of(model: ModelWrapper, names: tuple[Sequence[str], Sequence[str]] | None
         ins.append({"name": str(name), "tensor": t,
                     "datatype": inst.get_input_datatype(k).name,
                     "folded_shape": [int(x) for x in inst.get_folded_input_shape(k)],
+                    "features": int(np.prod(inst.get_normal_input_shape(k)[1:])),
                     "stream_width_bits": int(inst.get_instream_width(k))})
     for t, name in zip(t_out, names[1], strict=True):
         p = model.find_producer(t)
@@ -119,6 +120,7 @@ def io_of(model: ModelWrapper, names: tuple[Sequence[str], Sequence[str]] | None
         outs.append({"name": str(name), "tensor": t,
                      "datatype": inst.get_output_datatype(k).name,
                      "folded_shape": [int(x) for x in inst.get_folded_output_shape(k)],
+                     "features": int(np.prod(inst.get_normal_output_shape(k)[1:])),
                      "stream_width_bits": int(inst.get_outstream_width(k))})
     return {"inputs": ins, "outputs": outs}
 
@@ -239,8 +241,7 @@ def random_inputs(built: Built, n: int, seed: int = 0) -> dict[str, np.ndarray]:
     """``n`` uniform random vectors per input over its datatype (extremes in rows 0-2)."""
     from hw.rtlsim.vectors import extra_inputs
 
-    return {t["name"]: extra_inputs(n, t["datatype"],
-                                    int(np.prod(t["folded_shape"][1:])), seed + i)
+    return {t["name"]: extra_inputs(n, t["datatype"], verilate.features_of(t), seed + i)
             for i, t in enumerate(built.io["inputs"])}
 
 
@@ -258,8 +259,8 @@ def random_inputs_for(model: ModelWrapper, n: int, seed: int = 0
     from hw.rtlsim.vectors import extra_inputs
 
     io = io_of(model)
-    return {t["name"]: extra_inputs(n, t["datatype"], int(np.prod(t["folded_shape"][1:])),
-                                    seed + i) for i, t in enumerate(io["inputs"])}
+    return {t["name"]: extra_inputs(n, t["datatype"], verilate.features_of(t), seed + i)
+            for i, t in enumerate(io["inputs"])}
 
 
 def margin(peak: int) -> int:

@@ -71,19 +71,35 @@ def pack_inputs(codes: np.ndarray, dtype: str, folded: list[int], width: int) ->
     """Integer input codes (N, features) -> stream beats, FINN's packing (element 0 at LSB)."""
     from finn.util.data_packing import npy_to_rtlsim_input
 
+    codes = np.asarray(codes)
+    pad = int(np.prod(folded[1:])) - codes.shape[1]
+    if pad:  # a padded stream (host.codec): zeros after the vector's features
+        codes = np.concatenate([codes, np.zeros((len(codes), pad), codes.dtype)], axis=1)
     shaped = codes.reshape([len(codes)] + list(folded[1:])).astype(np.float32)
     return npy_to_rtlsim_input(shaped, DataType[dtype], width)
 
 
-def unpack_outputs(beats: list[int], dtype: str, folded: list[int], n: int) -> np.ndarray:
-    """Stream beats -> integer output codes (N, features)."""
+def unpack_outputs(beats: list[int], dtype: str, folded: list[int], n: int,
+                   features: int | None = None) -> np.ndarray:
+    """Stream beats -> integer output codes (N, features); a padded stream's trailing
+    elements (beyond ``features``) are dropped."""
     from finn.util.data_packing import rtlsim_output_to_npy
 
     dt = DataType[dtype]
     shape = [n] + list(folded[1:])
     packed = dt.bitwidth() * folded[-1]
     arr = rtlsim_output_to_npy(beats, None, dt, shape, packed, dt.bitwidth())
-    return arr.reshape(n, -1).astype(np.int64)
+    return arr.reshape(n, -1)[:, :features].astype(np.int64)
+
+
+def features_of(t: dict[str, Any]) -> int:
+    """Features of one stream entry (``io_of`` / a manifest's ``io``): its normal shape's,
+    which a padded stream's folded shape exceeds."""
+    if "features" in t:
+        return int(t["features"])
+    if "shape" in t:
+        return int(np.prod(t["shape"][1:]))
+    return int(np.prod(t["folded_shape"][1:]))
 
 
 class StallError(RuntimeError):
@@ -240,9 +256,9 @@ def simulate(binary: str, rtl_dir: Path, io: dict[str, Any],
         got = len(lines) // out_beats
         if got:
             codes = unpack_outputs([int(x, 16) for x in lines[:got * out_beats]],
-                                   t["datatype"], t["folded_shape"], got)
+                                   t["datatype"], t["folded_shape"], got, features_of(t))
         else:  # stopped (stall/$error) before the first whole output vector
-            codes = np.zeros((0, int(np.prod(t["folded_shape"][1:]))), dtype=np.int64)
+            codes = np.zeros((0, features_of(t)), dtype=np.int64)
         result["outputs"][t["name"]] = codes
         result["streams"][t["name"]] = {"port": f"m_axis_{i}", "got_beats": len(lines),
                                         "first_out": int(stats[f"out{i}_first"]),
