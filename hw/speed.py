@@ -12,9 +12,17 @@ dense layer (hw/transforms/unroll.py). The search:
 3. applies each candidate to the graph, minimizes bit widths as the build will, and
    counts its resources with the corrected model (hw/resources.py; never FINN's own
    estimate, which leaves out FIFOs, width converters and MVAU LUTs, and assumes four
-   6-bit multiplies per DSP where the RTL MVU packs two);
+   6-bit multiplies per DSP where the RTL MVU packs two). A candidate's II is the
+   larger of its layers' and its IODMAs' (hw/iodma.py; unrolled streams padded as the
+   build pads them, hw/transforms/iodma_pad.py);
 4. keeps those within ``utilization_ceiling`` of every resource of the part and picks the
-   lowest II, then the lowest latency.
+   lowest II, then the lowest latency;
+5. when neither the unrolled chain nor the folding at II = 1 fits, tries *hybrids* below
+   the best folded II: some dense layers unrolled (their cost does not depend on II:
+   no DSPs, LUTs instead), the rest folded for the II. Each layer's cost is measured
+   once per impl (:func:`layer_costs`), every subset of unrolled layers is priced by
+   summing them (plus the folded graph's FIFOs and width converters), and the cheapest
+   predicted fits are evaluated whole, as in step 3, before one is accepted.
 
 The winner is written as a FINN folding JSON plus an ``impl`` into
 ``build/<design>-<board>-max/search.json``; :func:`resolved_design` turns the design
@@ -43,10 +51,12 @@ class Candidate:
     modelled II and latency in cycles, resources and whether they fit."""
 
     name: str
-    impl: str
+    impl: str | dict[str, str]
     ii_cycles: int
     folding: dict[str, dict[str, int]] = field(default_factory=dict)
     latency_cycles: int = 0
+    rtl_ii_cycles: int = 0  # the layers' own II; ii_cycles is max(this, dma_cycles)
+    dma_cycles: int = 0     # IODMA words per vector, the slowest graph stream
     resources: dict[str, float] = field(default_factory=dict)
     utilization: dict[str, float] = field(default_factory=dict)
     fits: bool = False
@@ -109,30 +119,106 @@ def apply_folding(model: ModelWrapper, folding: dict[str, dict[str, int]]) -> Mo
 
 def evaluate(model: ModelWrapper, cand: Candidate, cfg: Any, part: str,
              ceiling: float, cutoff: float) -> Candidate:
-    """Resources, latency and fit of one candidate (module doc, steps 3-4)."""
+    """Resources, latency, II and fit of one candidate (module doc, steps 3-4)."""
+    return _evaluate(model, cand, cfg, part, ceiling, cutoff)[0]
+
+
+def _evaluate(model: ModelWrapper, cand: Candidate, cfg: Any, part: str,
+              ceiling: float, cutoff: float) -> tuple[Candidate, dict[str, Any]]:
+    """:func:`evaluate`, and the resource estimate (hw.resources.estimate) behind it."""
     from finn.builder.build_dataflow_steps import step_minimize_bit_width
 
+    from hw.iodma import port_width
     from hw.resources import estimate, fits
+    from hw.transforms.iodma_pad import PadStreamsForIODMA
     from hw.transforms.unroll import UnrollDenseChains
 
     m = step_minimize_bit_width(apply_folding(model, cand.folding), cfg)
-    if cand.impl == "unrolled":
-        m = m.transform(UnrollDenseChains("unrolled", cutoff))
+    if cand.impl != "folded":
+        m = m.transform(UnrollDenseChains(cand.impl, cutoff))
+    pad = PadStreamsForIODMA(port_width(cfg.board))
+    m = m.transform(pad)
+    cand.rtl_ii_cycles = cand.rtl_ii_cycles or cand.ii_cycles
+    cand.dma_cycles = max(r["cycles_after"] for r in pad.report)
+    cand.ii_cycles = max(cand.rtl_ii_cycles, cand.dma_cycles)
     est = estimate(m, part)
     total, cap = est["total"], est["capacity"]
     cand.resources = {k: float(total.get(k) or 0) for k in cap}
     cand.utilization = {k: round((total.get(k) or 0) / cap[k], 4) for k in cap if cap[k]}
     cand.fits, cand.reasons = fits(est, part, ceiling)
-    cycles = [getCustomOp(n).get_exp_cycles() for n in m.graph.node]
-    lat = [getCustomOp(n).get_nodeattr("latency") for n in m.graph.node
-           if n.op_type.startswith("UnrolledMLP")]
-    cand.latency_cycles = int(sum(lat) if lat else sum(cycles))
-    return cand
+    # pipeline depth of an unrolled node, cycles per vector of a folded one (FINN's model)
+    cand.latency_cycles = int(sum(
+        getCustomOp(n).get_nodeattr("latency") if n.op_type.startswith("UnrolledMLP")
+        else getCustomOp(n).get_exp_cycles() for n in m.graph.node))
+    return cand, est
+
+
+def dense_layers(model: ModelWrapper) -> list[list[str]]:
+    """Node names of each dense layer in graph order: an MVAU and the Thresholding it
+    feeds, or a lone MVAU or Thresholding (the unit a hybrid unrolls or folds)."""
+    layers: list[list[str]] = []
+    for n in model.graph.node:
+        kind = n.op_type.split("_")[0]
+        if kind == "Thresholding" and layers:
+            prev = model.find_producer(n.input[0])
+            if prev is not None and prev.op_type.startswith("MVAU") and layers[-1] == [prev.name]:
+                layers[-1].append(n.name)
+                continue
+        if kind in ("MVAU", "Thresholding"):
+            layers.append([n.name])
+    return layers
+
+
+def impl_map(layers: list[list[str]], unrolled: tuple[int, ...]) -> dict[str, str]:
+    """The design's ``hw.impl`` mapping that unrolls the layers at ``unrolled``."""
+    return {"default": "folded",
+            **{name: "unrolled" for i in unrolled for name in layers[i]}}
+
+
+def _res(row: dict[str, Any]) -> dict[str, float]:
+    return {k: float(row.get(k) or 0) for k in ("LUT", "FF", "DSP", "BRAM18")}
+
+
+def layer_costs(model: ModelWrapper, layers: list[list[str]], cfg: Any, part: str,
+                cutoff: float, folding: dict[str, dict[str, int]]) -> list[dict[str, float]]:
+    """Each dense layer's resources when unrolled alone (corrected model; independent of
+    II). ``folding`` is any folding of the other layers (their cost is not used)."""
+    out = []
+    for i in range(len(layers)):
+        c = Candidate(f"layer{i}-unrolled", impl_map(layers, (i,)), 1, folding)
+        _, est = _evaluate(model, c, cfg, part, 1.0, cutoff)
+        rows = [r for r in est["layers"].values() if r["op_type"].startswith("UnrolledMLP")]
+        out.append(_res(rows[0]["model"]))
+    return out
+
+
+def predicted_hybrids(layers: list[list[str]], unrolled_cost: list[dict[str, float]],
+                      folded_est: dict[str, Any], ceiling: float
+                      ) -> list[tuple[float, tuple[int, ...]]]:
+    """Every proper, non-empty subset of layers to unroll that the summed per-layer costs
+    predict to fit, as ``(max utilization, subset)``, most margin first. The folded
+    layers cost what they cost in ``folded_est`` (the all-folded graph at the II), and
+    its FIFOs and width converters are kept as they are."""
+    from itertools import combinations
+
+    rows, cap = folded_est["layers"], folded_est["capacity"]
+    folded = [{k: sum(_res(rows[n]["model"])[k] for n in ly) for k in cap} for ly in layers]
+    glue = {k: sum(_res(r["model"])[k] for r in rows.values() if r["glue"]) for k in cap}
+    out = []
+    for size in range(1, len(layers)):
+        for sub in combinations(range(len(layers)), size):
+            tot = {k: glue[k] + sum(unrolled_cost[i][k] if i in sub else folded[i][k]
+                                    for i in range(len(layers))) for k in cap}
+            util = max(tot[k] / cap[k] for k in cap if cap[k])
+            if util <= ceiling:
+                out.append((round(util, 4), sub))
+    return sorted(out)
 
 
 def search(model: ModelWrapper, cfg: Any, part: str, ceiling: float = 0.8,
-           cutoff: float = 2.0, progress: bool = True) -> dict[str, Any]:
-    """Every candidate evaluated in order of II; the first that fits wins (module doc)."""
+           cutoff: float = 2.0, progress: bool = True, confirm: int = 3) -> dict[str, Any]:
+    """Every candidate evaluated in order of II; the first that fits wins, then hybrids
+    below its II (module doc). ``confirm``: predicted hybrids evaluated whole per II."""
     from tqdm import tqdm
 
     cands = [Candidate("unrolled", "unrolled", 1, folding_for_ii(model, 10**9) or {})]
@@ -140,21 +226,46 @@ def search(model: ModelWrapper, cfg: Any, part: str, ceiling: float = 0.8,
         f = folding_for_ii(model, ii)
         if f is not None:
             cands.append(Candidate(f"folded-ii{ii}", "folded", ii, f))
-    chosen, tried = None, []
+    chosen, tried, ests = None, [], {}
+
+    def better(c: Candidate) -> bool:
+        return c.fits and (chosen is None or (c.ii_cycles, c.latency_cycles)
+                           < (chosen.ii_cycles, chosen.latency_cycles))
+
     for c in tqdm(cands, desc="SPEED=max search", disable=not progress):
-        evaluate(model, c, cfg, part, ceiling, cutoff)
+        _, ests[c.name] = _evaluate(model, c, cfg, part, ceiling, cutoff)
         tried.append(c)
-        if c.fits and (chosen is None or (c.ii_cycles, c.latency_cycles)
-                       < (chosen.ii_cycles, chosen.latency_cycles)):
+        if better(c):
             chosen = c
         if chosen is not None and c.ii_cycles > chosen.ii_cycles:
             break
+    hybrids: dict[str, Any] = {"layers": dense_layers(model), "tried": []}
+    below = [c for c in tried if c.impl == "folded" and c.name in ests
+             and (chosen is None or c.rtl_ii_cycles < chosen.ii_cycles)]
+    if below and len(hybrids["layers"]) > 1:
+        layers = hybrids["layers"]
+        costs = layer_costs(model, layers, cfg, part, cutoff, below[-1].folding)
+        hybrids["unrolled_layer_cost"] = costs
+        for fc in tqdm(below, desc="hybrids", disable=not progress):
+            found = None
+            for util, sub in predicted_hybrids(layers, costs, ests[fc.name], ceiling)[:confirm]:
+                h = Candidate(f"hybrid-ii{fc.rtl_ii_cycles}-u{'.'.join(map(str, sub))}",
+                              impl_map(layers, sub), fc.rtl_ii_cycles, fc.folding)
+                evaluate(model, h, cfg, part, ceiling, cutoff)
+                hybrids["tried"].append({**asdict(h), "predicted_utilization": util})
+                if better(h) and (found is None or h.latency_cycles < found.latency_cycles):
+                    found = h
+            if found is not None:
+                chosen = found
+                tried.append(found)
+                break
     if chosen is None:
         raise RuntimeError("no configuration fits the part within the ceiling: "
                            + "; ".join(f"{c.name}: {', '.join(c.reasons)}" for c in tried[:3]))
     return {"part": part, "ceiling": ceiling, "chosen": asdict(chosen),
-            "candidates": [asdict(c) for c in tried],
-            "rule": "lowest II within the ceiling by the corrected model, then lowest latency"}
+            "candidates": [asdict(c) for c in tried], "hybrids": hybrids,
+            "rule": "lowest II (layers' and IODMAs') within the ceiling by the corrected "
+                    "model, then lowest latency; hybrids below the best folded II"}
 
 
 def folding_json(folding: dict[str, dict[str, int]]) -> dict[str, Any]:
