@@ -655,6 +655,8 @@ def estimate(model: Any, part: str, glue: str = "auto", terms: bool = False) -> 
     "" the node's own, "_memstream_wrapper" an MVAU's weight streamer); ``terms`` keeps
     each part's fit terms (for :mod:`hw.resources_report` calibrate).
     """
+    import hw.custom_ops  # noqa: F401  (registers our ops: a package's model has them)
+
     if glue not in ("auto", "none"):
         raise ValueError(f"glue={glue!r}: 'auto' or 'none'")
     graph = with_glue(model, part) if glue == "auto" else model

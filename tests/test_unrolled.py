@@ -232,3 +232,23 @@ def test_unrolled_rtl_bit_exact_under_backpressure(tmp_path, port: int | None) -
     d = generate(layers, "probe")
     assert full.ii_cycles == pytest.approx(1.0, abs=0.01)
     assert full.latency_cycles >= d.latency
+
+
+def test_resource_estimate_of_an_unrolled_model_in_a_fresh_process(tmp_path) -> None:  # noqa: ANN001
+    """hw.resources.estimate registers our custom ops itself: `python -m hw.resources_report
+    table` on an unrolled package failed with "Op 'UnrolledMLP_rtl' not found" when
+    nothing else had imported hw.custom_ops."""
+    import subprocess
+    import sys
+
+    unrolled = _folded_graph(_layers(np.random.default_rng(5))).transform(
+        UnrollDenseChains("unrolled"))
+    path = tmp_path / "u.onnx"
+    unrolled.save(str(path))
+    code = ("import hw; from qonnx.core.modelwrapper import ModelWrapper; "
+            "from hw.resources import estimate; "
+            f"e = estimate(ModelWrapper({str(path)!r}), 'xc7z020'); "
+            "print(e['layers']['UnrolledMLP_rtl_0']['model']['LUT'])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert int(r.stdout.split()[-1]) > 0
