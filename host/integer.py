@@ -475,7 +475,72 @@ def read_layer(node: Node, graph: Graph) -> Layer:
                      in_type=_s(_attr(node, "inputDataType")), out_type=odt)
     raise UnsupportedLayerError(
         f"{where}: not modelled by the integer executor (it runs {', '.join(MVAU_OPS)}, "
-        f"{', '.join(THRESHOLD_OPS)} and FIFO/width-converter nodes)")
+        f"{', '.join(THRESHOLD_OPS)}, {', '.join(UNROLLED_OPS)} and FIFO/width-converter "
+        "nodes)")
+
+
+UNROLLED_OPS = ("UnrolledMLP", "UnrolledMLP_rtl")
+
+
+def _acc_type(x_lo: int, x_hi: int, w: np.ndarray) -> str:
+    """The narrowest INTk holding every accumulator of ``x @ w`` for x in [x_lo, x_hi]."""
+    pos, neg = np.clip(w, 0, None).sum(axis=0), np.clip(w, None, 0).sum(axis=0)
+    hi = int((pos * x_hi + neg * x_lo).max(initial=0))
+    lo = int((pos * x_lo + neg * x_hi).min(initial=0))
+    bits = max(max(hi, -lo - 1, 0).bit_length() + 1, 2)
+    return f"INT{bits}"
+
+
+def read_unrolled(node: Node, graph: Graph) -> list[Layer]:
+    """An UnrolledMLP node (the latency backend, hw/custom_ops/unrolled_mlp.py) as the
+    chain of matmul and threshold layers it computes: per layer ``i``, ``W`` (MW_i, MH_i)
+    if ``hasWeights[i]``, then ``count(T <= acc) + ActVals[i]`` if ``hasThresholds[i]``;
+    ``dataTypes`` gives the type at every boundary. Inner tensors are named
+    ``<node>/l<i>/acc`` and ``<node>/l<i>/out``."""
+    where = f"node {node.name!r} ({node.op_type})"
+    hw_, ht = list(_attr(node, "hasWeights")), list(_attr(node, "hasThresholds"))
+    acts, dts = list(_attr(node, "ActVals")), [_s(d) for d in _attr(node, "dataTypes")]
+    if not (len(hw_) == len(ht) == len(acts) == len(dts) - 1) or not hw_:
+        raise IntegerGraphError(f"{where}: hasWeights/hasThresholds/ActVals/dataTypes "
+                                f"lengths {len(hw_)}/{len(ht)}/{len(acts)}/{len(dts)} "
+                                "disagree")
+    layers, pos, x, n = [], 1, node.inputs[0], _vectors(node)
+    for i in range(len(hw_)):
+        out = node.outputs[0] if i == len(hw_) - 1 else f"{node.name}/l{i}/out"
+        sub = f"{node.name}/l{i}"
+        if int(hw_[i]):
+            w = _integers(_initializer(node, graph, pos, f"layer {i} weights"), node,
+                          f"layer {i} weights")
+            pos += 1
+            acc_out = f"{sub}/acc" if int(ht[i]) else out
+            lo, hi = int_range(dts[i], f"{where}: layer {i} input")
+            acc = _acc_type(lo, hi, w) if int(ht[i]) else dts[i + 1]
+            layers.append(Layer(f"{sub}/matmul", node.op_type, "matmul", x, acc_out, n,
+                                weights=w, channels=w.shape[1], in_type=dts[i],
+                                out_type=acc, acc_type=acc))
+            x, in_t = acc_out, acc
+        else:
+            in_t = dts[i]
+        if int(ht[i]):
+            t = _initializer(node, graph, pos, f"layer {i} thresholds")
+            pos += 1
+            c = layers[-1].channels if int(hw_[i]) else t.shape[0]
+            t = _thresholds(t, node, c)
+            lv = _levels(t.shape[1], 1, int(acts[i]))
+            if dts[i + 1] == "BIPOLAR":
+                lv = 2 * lv - 1
+            layers.append(Layer(f"{sub}/threshold", node.op_type, "threshold", x, out, n,
+                                thresholds=t, levels=lv, channels=c, in_type=in_t,
+                                out_type=dts[i + 1]))
+        x = out
+    return layers
+
+
+def read_layers(node: Node, graph: Graph) -> list[Layer]:
+    """The layers of one node: one, or an unrolled node's chain (:func:`read_unrolled`)."""
+    if node.op_type in UNROLLED_OPS:
+        return read_unrolled(node, graph)
+    return [read_layer(node, graph)]
 
 
 # =========================================================================== 3. plan
@@ -748,7 +813,7 @@ class IntegerModel:
                                        int(np.prod(shape[1:], dtype=np.int64)))
         if not self.inputs or not self.outputs:
             raise IntegerGraphError(f"{where}: graph has no input or no output")
-        self.layers = [read_layer(n, graph) for n in graph.nodes]
+        self.layers = [lay for n in graph.nodes for lay in read_layers(n, graph)]
         self.order = self._topological()
         self.alias: dict[str, str] = {}
         self.steps: list[Step] = []

@@ -252,3 +252,25 @@ def test_resource_estimate_of_an_unrolled_model_in_a_fresh_process(tmp_path) -> 
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert int(r.stdout.split()[-1]) > 0
+
+
+def test_integer_executor_runs_the_unrolled_node() -> None:
+    """host.integer expands an UnrolledMLP node into its matmul/threshold chain: the same
+    integers as FINN's execution of the folded graph (padded streams: the same features)."""
+    from host.integer import IntegerModel
+
+    rng = np.random.default_rng(6)
+    layers = _layers(rng)
+    folded = _folded_graph(layers)
+    unrolled = folded.transform(UnrollDenseChains("unrolled")).transform(PadStreamsForIODMA(128))
+    model = IntegerModel.from_bytes(unrolled.model.SerializeToString(), "unrolled")
+    assert len(model.layers) == 5  # matmul+threshold, matmul+threshold, matmul
+    x = _inputs(rng, 200)
+    out = unrolled.graph.output[0].name
+    got = model.run({"x": x})[out]
+    assert np.array_equal(got, reference(layers, x))
+    assert np.array_equal(got[:32], _run(folded, x[:32]))
+    bent = layers[2].weights.copy()
+    bent[0, 0] += 1  # negative control: a changed weight is seen
+    assert not np.array_equal(
+        reference([*layers[:2], Layer(**{**layers[2].__dict__, "weights": bent})], x), got)
