@@ -70,10 +70,15 @@ clean-build:
 
 # Issue 4: Verilator co-simulation (>= SIM_VECTORS vectors under random back-pressure),
 # latency/II, Yosys resource counts; resumable (stages redo only when their inputs change).
+# YOSYS: 0 = no Yosys; top = the whole stitched top (default); layers = each module the top
+# instantiates on its own; all = both. Yosys runs go one per CPU in parallel (each is
+# single-threaded); counts of an earlier run on the same RTL stay in the manifest.
 SIM_VECTORS ?= 100000
+YOSYS ?= top
 .PHONY: sim bitstream
 sim: setup
-	$(PY) -m hw.rtlsim --pkg $(PKG) --design $(DESIGN) --board $(BOARD) --vectors $(SIM_VECTORS)
+	$(PY) -m hw.rtlsim --pkg $(PKG) --design $(DESIGN) --board $(BOARD) --vectors $(SIM_VECTORS) \
+	  --yosys '$(YOSYS)'
 
 # hw, then sim, then FINN's Vivado steps (stitched IP, bitfile, driver) where Vivado is
 # installed; without Vivado it exits non-zero, listing what was built, verified and missing.

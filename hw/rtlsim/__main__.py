@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import hw  # noqa: F401  (offline FINN bootstrap)
-from hw.rtlsim.run import resource_lines, run_sim
+from hw.rtlsim.run import resource_lines, run_sim, yosys_stages
 
 
 def summary(m: dict) -> str:
@@ -33,12 +33,23 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="default build/rtlsim/<pkg name>")
     ap.add_argument("--vectors", type=int, default=100_000, help="minimum vectors to simulate")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--no-yosys", action="store_true")
+    ap.add_argument("--yosys", default=None, metavar="0|top|layers|all",
+                    help="Yosys resource counts (make sim YOSYS=): 0 none, top the whole "
+                         "stitched top (default), layers each module on its own, all both "
+                         "(run in parallel, one Yosys process per CPU)")
+    ap.add_argument("--no-yosys", action="store_true", help="same as --yosys 0")
     ap.add_argument("--design", default=None, help="checked against configs/ (make sim)")
     ap.add_argument("--board", default=None, help="checked against configs/ (make sim)")
     a = ap.parse_args()
     if a.vectors < 1:
         ap.error(f"--vectors {a.vectors}: must be >= 1")
+    if a.no_yosys and a.yosys not in (None, "0", "none"):
+        ap.error(f"--no-yosys and --yosys {a.yosys} contradict each other")
+    mode = "0" if a.no_yosys else a.yosys
+    try:
+        yosys_stages(mode)
+    except ValueError as e:
+        ap.error(str(e))
     try:
         from configs import load_board, load_design
 
@@ -54,7 +65,7 @@ def main() -> None:
               f"`make hw DESIGN={a.design or '...'} BOARD={a.board or '...'}`", file=sys.stderr)
         sys.exit(2)
     work = a.work or Path("build") / "rtlsim" / a.pkg.resolve().name
-    m = run_sim(a.pkg, work, a.vectors, a.seed, do_yosys=not a.no_yosys)
+    m = run_sim(a.pkg, work, a.vectors, a.seed, yosys_mode=mode)
     print(summary(m))
     from hw.verify import format_table
 

@@ -69,6 +69,19 @@ class Stages:
         self.stamps = json.loads(self.path.read_text()) if self.path.is_file() else {}
         self.log: dict[str, str] = {}
 
+    def fresh(self, name: str, key: str) -> Any | None:
+        """The stored result of ``name`` when its stamp matches ``key`` (logged as reused)."""
+        old = self.stamps.get(name)
+        if old and old["key"] == key:
+            self.log[name] = "reused"
+            return old["result"]
+        return None
+
+    def record(self, name: str, key: str, result: Any) -> None:
+        self.stamps[name] = {"key": key, "result": result}
+        atomic_write_text(self.path, json.dumps(self.stamps, indent=1, default=str))
+        self.log[name] = "ran"
+
     def run(self, name: str, key: str, fn: Callable[[], Any]) -> Any:
         old = self.stamps.get(name)
         if old and old["key"] == key:
@@ -177,9 +190,51 @@ def size_package_fifos(pkg: Path, work: Path, info: dict[str, Any],
     return res
 
 
+# make sim's YOSYS= (``python -m hw.rtlsim --yosys``): which Yosys counts to take.
+YOSYS_MODES: dict[str, tuple[str, ...]] = {
+    "0": (), "none": (),             # no Yosys run (counts of an earlier run on this RTL stay)
+    "top": ("top",),                 # the whole stitched top (default; ~1 min on the default)
+    "layers": ("layers",),           # each module the top instantiates on its own
+    "all": ("top", "layers"),        # both, one pool of os.cpu_count() Yosys processes
+}
+YOSYS_DEFAULT = "top"
+
+
+def yosys_stages(mode: str | None) -> tuple[str, ...]:
+    """The Yosys counts a ``YOSYS=`` / ``--yosys`` value selects ("top", "layers"); a value
+    outside :data:`YOSYS_MODES` is refused with the option's name and its allowed values."""
+    key = YOSYS_DEFAULT if mode is None else str(mode).strip().lower()
+    if key not in YOSYS_MODES:
+        raise ValueError(f"YOSYS={mode!r} (make sim; --yosys of python -m hw.rtlsim): must be "
+                         "one of 0 (none), top, layers, all")
+    return YOSYS_MODES[key]
+
+
+def _kept(entry: Any, key: str) -> tuple[dict[str, Any], str] | None:
+    """A count already in the manifest that this run did not take, and how it is labelled:
+    kept when taken on this RTL (its ``rtl_key``), or when recorded before counts carried
+    keys (said so); ``None`` for a count of other RTL."""
+    if not isinstance(entry, dict):
+        return None
+    if "rtl_key" not in entry:
+        return entry, ("kept (an earlier make sim, recorded without an RTL key: not checked "
+                       "against this RTL)")
+    return (entry, "kept (an earlier make sim, same RTL)") if entry["rtl_key"] == key else None
+
+
 def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
-            skip_patches: tuple[str, ...] = (), do_yosys: bool = True) -> dict[str, Any]:
-    """All stages on one package; updates and returns its manifest."""
+            skip_patches: tuple[str, ...] = (), do_yosys: bool = True,
+            yosys_mode: str | None = None) -> dict[str, Any]:
+    """All stages on one package; updates and returns its manifest.
+
+    ``yosys_mode`` (make sim's ``YOSYS``, see :data:`YOSYS_MODES`; default ``top``, ``0``
+    when ``do_yosys`` is false) picks the Yosys counts to take. Counts are keyed by the RTL
+    they were taken on: a count that is not asked for this time but whose key still matches
+    (a stamp in ``work``, or the manifest's own ``rtl_key``) stays in the manifest; one for
+    other RTL is dropped. ``resources.yosys_counts`` says which counts exist and how."""
+    mode = (YOSYS_DEFAULT if do_yosys else "0") if yosys_mode is None else yosys_mode
+    wanted = yosys_stages(mode)
+    mode = str(mode).strip().lower()
     pkg, work = pkg.resolve(), work.resolve()
     manifest = json.loads((pkg / "manifest.json").read_text())
     rtl, st = pkg / "rtl", Stages(work)
@@ -236,17 +291,24 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
     sim = st.run("cosim", k_sim, lambda: cosimulate(
         str(binary), rtl, manifest["io"], inputs, expected, work, seed, clock))
 
-    res = None
-    if do_yosys:
-        k_ys = _key(*code, *dats, part, family, yosys.PRIMITIVES, Path(yosys.__file__))
-        res = st.run("yosys", k_ys, lambda: yosys.synthesize_top(
-            rtl, files, stitch.TOP, part, manifest["rtl"]["top_layers"], work, family))
-
-    layers_res = None
-    if do_yosys:
-        k_yl = _key(k_ys, "per-layer")
-        layers_res = st.run("yosys_layers", k_yl, lambda: yosys.synthesize_per_layer(
-            rtl, files, part, manifest["rtl"]["top_layers"], work, family))
+    k_ys = _key(*code, *dats, part, family, yosys.PRIMITIVES, Path(yosys.__file__))
+    k_yl = _key(k_ys, "per-layer")
+    res = st.fresh("yosys", k_ys)
+    layers_res = st.fresh("yosys_layers", k_yl)
+    todo_top = "top" in wanted and res is None
+    todo_layers = "layers" in wanted and layers_res is None
+    t_ys = time.time()
+    if todo_top or todo_layers:
+        out = yosys.synthesize_parallel(rtl, files, stitch.TOP, part,
+                                        manifest["rtl"]["top_layers"], work, family,
+                                        whole_top=todo_top, per_layer=todo_layers)
+        if todo_top:
+            res = out["top"]
+            st.record("yosys", k_ys, res)
+        if todo_layers:
+            layers_res = out["per_layer"]
+            st.record("yosys_layers", k_yl, layers_res)
+    yosys_wall = round(time.time() - t_ys, 1) if todo_top or todo_layers else None
 
     manifest = json.loads((pkg / "manifest.json").read_text())
     manifest.setdefault("verification", {})["rtlsim"] = {
@@ -256,19 +318,35 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
     manifest.setdefault("performance", {})["rtlsim"] = sim["performance"]
     est_file = pkg / "reports" / "estimate_layer_resources.json"
     finn_layers = json.loads(est_file.read_text()) if est_file.is_file() else {}
-    if res is not None:
+    old_res = manifest.get("resources") or {}
+    how = {"top": st.log.get("yosys"), "per_layer": st.log.get("yosys_layers")}
+    kept_top = _kept(old_res.get("yosys"), k_ys) if res is None else None
+    kept_layers = _kept(old_res.get("per_layer"), k_yl) if layers_res is None else None
+    if kept_top:
+        how["top"] = kept_top[1]
+    if kept_layers:
+        how["per_layer"] = kept_layers[1]
+    if any(x is not None for x in (res, layers_res, kept_top, kept_layers)):
         est = (finn_resource_total(finn_layers) | {
             "source": "reports/estimate_layer_resources.json"}) if finn_layers else {}
         manifest["resources"] = {
             "label": "pre-place-and-route (no Vivado): Yosys synth_xilinx counts and FINN's "
                      "analytic estimates",
-            "yosys": {**res.get("counts", {}), "family": res["family"],
-                      **({"error": res["error"]} if "error" in res else {}),
-                      "excluded_modules": res["excluded_modules"],
-                      **({"note": res["note"]} if "note" in res else {})},
+            "yosys_counts": {
+                "option": mode,
+                **{k: v or "not counted (make sim YOSYS=top|layers|all)"
+                   for k, v in how.items()}},
             "finn_estimate": est,
             "comparison_notes": RESOURCE_NOTES,
         }
+        if res is not None:
+            manifest["resources"]["yosys"] = {
+                **res.get("counts", {}), "family": res["family"],
+                **({"error": res["error"]} if "error" in res else {}),
+                "excluded_modules": res["excluded_modules"],
+                **({"note": res["note"]} if "note" in res else {}), "rtl_key": k_ys}
+        elif kept_top is not None:
+            manifest["resources"]["yosys"] = kept_top[0]
         if layers_res is not None:
             keys = ("LUT", "FF", "DSP", "BRAM_18K", "BRAM_36K", "LUTRAM")
             manifest["resources"]["per_layer"] = {
@@ -281,7 +359,12 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
                                                         finn_layers.get(name, {}).items()
                                                         if k in RESOURCE_KEYS}}
                                for name, c in layers_res["per_layer"].items()}}),
+                "rtl_key": k_yl,
             }
+        elif kept_layers is not None:
+            manifest["resources"]["per_layer"] = kept_layers[0]
+    else:  # no count of this RTL: a count of other RTL is not left looking current
+        manifest.pop("resources", None)
     manifest["rtlsim"] = {
         "top": f"rtl/{stitch.STITCHED}/{stitch.TOP}.sv",
         "filelist": f"rtl/{stitch.STITCHED}/filelist.f",
@@ -294,6 +377,7 @@ def run_sim(pkg: Path, work: Path, n_vectors: int = 100_000, seed: int = 1,
         "timing_s": {"verilator_build": build["build_s"], **sim["sim_s"],
                      "yosys": res.get("yosys_s") if res else None,
                      "yosys_per_layer": layers_res.get("yosys_s") if layers_res else None,
+                     "yosys_stage_wall": yosys_wall,
                      "make_sim_total": round(time.time() - t0, 1)},
         "stages": st.log,
     }
@@ -306,9 +390,15 @@ def resource_lines(r: dict[str, Any] | None) -> list[str]:
     lines: list[str] = []
     if not r:
         return lines
-    y, f = r["yosys"], r["finn_estimate"]
+    y, f = r.get("yosys"), r["finn_estimate"]
     lines.append(f"resources ({r['label']}):")
-    if "error" in y:
+    if "yosys_counts" in r:
+        c = r["yosys_counts"]
+        lines.append(f"  Yosys counts (YOSYS={c['option']}): whole top {c['top']}; "
+                     f"per layer {c['per_layer']}")
+    if y is None:
+        lines.append("  Yosys whole top: not counted")
+    elif "error" in y:
         lines.append(f"  Yosys {y['family']}: FAILED ({y['error'][:300]})")
     else:
         lines.append(f"  Yosys {y['family']}: LUT {y['LUT']}, FF {y['FF']}, DSP {y['DSP']}, "
@@ -317,6 +407,12 @@ def resource_lines(r: dict[str, Any] | None) -> list[str]:
     lines.append(f"  FINN estimate: LUT {f.get('LUT', 0):.0f}, DSP {f.get('DSP', 0):.0f}, "
                  f"BRAM18 {f.get('BRAM_18K', 0):.0f}")
     pl = r.get("per_layer", {})
+    if "error" in pl:
+        lines.append(f"  per layer: FAILED ({pl['error'][:300]})")
+    if "yosys_sum" in pl:
+        s = pl["yosys_sum"]
+        lines.append(f"  per-layer sum (modules alone): LUT {s['LUT']}, FF {s['FF']}, "
+                     f"DSP {s['DSP']}, BRAM18 {s['BRAM_18K']}, BRAM36 {s['BRAM_36K']}")
     for name, c in pl.get("layers", {}).items():
         y, e = c["yosys"], c["finn_estimate"]
         lines.append(f"  {name:20s} Yosys LUT {y['LUT']:5d} FF {y['FF']:5d} DSP {y['DSP']:3d} "
