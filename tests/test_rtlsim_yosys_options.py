@@ -222,3 +222,22 @@ def test_options_resume_and_keep_counts(small_pkg: Path, tmp_path: Path,
     r = sim("0")["resources"]
     assert "without an RTL key" in r["yosys_counts"]["top"] and r["yosys"]["LUT"] == 1
     assert len(calls) == 3  # nothing ran for it
+
+
+# ------------------------------------------------------------ Verilator build: ccache use
+def test_ccache_used_only_where_installed_and_not_overridden(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hw.rtlsim import verilate
+
+    monkeypatch.delenv("OBJCACHE", raising=False)
+    monkeypatch.delenv("CCACHE_BASEDIR", raising=False)
+    monkeypatch.setattr(verilate.shutil, "which", lambda name: None)
+    assert verilate.objcache_env(tmp_path) == {}
+    monkeypatch.setattr(verilate.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert verilate.objcache_env(tmp_path) == {"OBJCACHE": "ccache",
+                                               "CCACHE_BASEDIR": str(tmp_path.resolve())}
+    monkeypatch.setenv("OBJCACHE", "")  # set, even empty: the user's choice stands
+    assert verilate.objcache_env(tmp_path) == {}
+    # the measured choice (hw/rtlsim/verilate.py): a single-threaded model, split C++
+    assert "--threads" not in verilate.VERILATOR_FLAGS
+    assert "--output-split" in verilate.VERILATOR_FLAGS
