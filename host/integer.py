@@ -482,15 +482,6 @@ def read_layer(node: Node, graph: Graph) -> Layer:
 UNROLLED_OPS = ("UnrolledMLP", "UnrolledMLP_rtl")
 
 
-def _acc_type(x_lo: int, x_hi: int, w: np.ndarray) -> str:
-    """The narrowest INTk holding every accumulator of ``x @ w`` for x in [x_lo, x_hi]."""
-    pos, neg = np.clip(w, 0, None).sum(axis=0), np.clip(w, None, 0).sum(axis=0)
-    hi = int((pos * x_hi + neg * x_lo).max(initial=0))
-    lo = int((pos * x_lo + neg * x_hi).min(initial=0))
-    bits = max(max(hi, -lo - 1, 0).bit_length() + 1, 2)
-    return f"INT{bits}"
-
-
 def read_unrolled(node: Node, graph: Graph) -> list[Layer]:
     """An UnrolledMLP node (the latency backend, hw/custom_ops/unrolled_mlp.py) as the
     chain of matmul and threshold layers it computes: per layer ``i``, ``W`` (MW_i, MH_i)
@@ -513,8 +504,9 @@ def read_unrolled(node: Node, graph: Graph) -> list[Layer]:
                           f"layer {i} weights")
             pos += 1
             acc_out = f"{sub}/acc" if int(ht[i]) else out
-            lo, hi = int_range(dts[i], f"{where}: layer {i} input")
-            acc = _acc_type(lo, hi, w) if int(ht[i]) else dts[i + 1]
+            # before thresholds: no accumulator datatype to check against (da4ml sizes
+            # every adder from its exact interval; the planner derives the range itself)
+            acc = "" if int(ht[i]) else dts[i + 1]
             layers.append(Layer(f"{sub}/matmul", node.op_type, "matmul", x, acc_out, n,
                                 weights=w, channels=w.shape[1], in_type=dts[i],
                                 out_type=acc, acc_type=acc))
