@@ -141,14 +141,20 @@ class IODMA:
         return asdict(self)
 
 
+def widest_useful(width_bits: int, port_bits: int) -> int:
+    """The widest padded stream worth trying for a ``width_bits`` (byte-padded) stream:
+    the width that holds a power of two or a whole port multiple. Wider never takes
+    fewer IODMA beats."""
+    return max(1 << (width_bits - 1).bit_length(), -(-width_bits // port_bits) * port_bits)
+
+
 def best_padding(stream_width_bits: int, beats_per_vector: int, port_bits: int
                  ) -> tuple[int, int]:
     """``(width, cycles)``: the smallest multiple of 8 ``>= stream_width_bits`` whose
     vectors (``beats_per_vector`` beats of it) take the fewest IODMA beats, and that
-    count. The search stops at the width that holds a whole port multiple or power of
-    two: wider never takes fewer beats."""
+    count. The search stops at :func:`widest_useful`."""
     w0, k = pad8(stream_width_bits), int(beats_per_vector)
-    top = max(1 << (w0 - 1).bit_length(), -(-w0 // port_bits) * port_bits)
+    top = widest_useful(w0, port_bits)
     best = (w0, cycles_per_vector(w0, k, port_bits))
     for w in range(w0 + 8, top + 1, 8):
         c = cycles_per_vector(w, k, port_bits)
@@ -162,12 +168,11 @@ def best_pad_elements(elems: int, bits: int, beats: int, port_bits: int) -> tupl
     ``elems`` elements so that a vector (``beats`` beats) takes the fewest IODMA beats,
     and that count. Padding by whole elements keeps the stream a FINN stream
     (``folded_shape[-1] * bitwidth``), which FINN's FIFOs, width converters and IODMAs
-    are sized from. The search stops where the beat holds a power of two or a whole
-    port multiple of bits: wider never takes fewer beats."""
+    are sized from. The search stops at :func:`widest_useful`."""
     if elems < 1 or bits < 1 or beats < 1:
         raise ValueError(f"elems {elems}, bits {bits}, beats {beats}: each must be >= 1")
     w0 = pad8(elems * bits)
-    top = max(1 << (w0 - 1).bit_length(), -(-w0 // port_bits) * port_bits)
+    top = widest_useful(w0, port_bits)
     best = (0, cycles_per_vector(w0, beats, port_bits))
     p = 1
     while pad8((elems + p) * bits) <= top:
