@@ -364,44 +364,96 @@ class ModelConfig(_Strict):
 
 
 class InputDecl(_Strict):
-    """One named input of the paths layout: signed fixed-point codes, scale 2**scale_log2."""
+    """One named input of the paths layout: signed fixed-point codes, scale 2**scale_log2
+    (``kind: quant``), or indices into one table of levels per feature (``kind:
+    codebook``, zoo.network.CodebookInput: the levels are integers of ``bits`` bits on
+    the grid 2**scale_log2)."""
 
+    kind: Literal["quant", "codebook"] = _f(
+        "'quant' or 'codebook' (may be omitted; default 'quant')",
+        "'quant': INT<bits> codes, value = code * 2**scale_log2; 'codebook': UINT indices "
+        "into `levels` levels per feature (e.g. EQ-Net g reading f_Q's k-means indices).",
+        default="quant")
     features: PositiveInt = _f("integer >= 1", "Features per vector of this input.")
     bits: Annotated[int, Field(strict=True, ge=2, le=16)] = _f(
-        "integer 2..16", "Input code width (signed INT codes).")
+        "integer 2..16", "Input code width (signed INT codes); for a codebook input the "
+        "width of its integer levels.")
     scale_log2: Annotated[int, Field(strict=True, ge=-32, le=32)] = _f(
-        "integer -32..32", "Scale exponent: code k represents k * 2**scale_log2.")
+        "integer -32..32", "Scale exponent: code k represents k * 2**scale_log2 (a codebook "
+        "input: its levels' grid).")
+    levels: Annotated[int, Field(strict=True, ge=2, le=256)] = _f(
+        "integer 2..256 (codebook inputs only, required there)",
+        "Levels per feature of a codebook input.", default=None)
+
+    @model_validator(mode="after")
+    def _levels(self) -> InputDecl:
+        given = "levels" in self.model_fields_set
+        if self.kind == "quant" and given:
+            raise _cross("levels", "given for a 'quant' input", "omit it, or kind: codebook")
+        if self.kind == "codebook":
+            if not given:
+                raise _cross("levels", "missing required key (kind is 'codebook')",
+                             "integer 2..256")
+            if self.levels > 2 ** self.bits - 1:
+                raise _cross("levels", f"{self.levels} distinct levels do not fit "
+                             f"{self.bits}-bit narrow integers",
+                             f"integer 2..{2 ** self.bits - 1}, or more bits")
+        return self
 
 
 class HeadConfig(_Strict):
-    """An output head (zoo.network): activation -> fixed quantizer (``quant``), or -> fine
-    fixed quantizer -> k-means codebook index (``codebook``)."""
+    """An output head (zoo.network): activation -> fixed quantizer (``quant``), -> fine
+    fixed quantizer -> k-means codebook index (``codebook``), or -> per-feature k-means
+    decision boundaries -> index (``kmeans``, EQ-Net's latent quantizer)."""
 
-    kind: Literal["quant", "codebook"] = _f(
-        "'quant' or 'codebook'",
+    kind: Literal["quant", "codebook", "kmeans"] = _f(
+        "'quant', 'codebook' or 'kmeans'",
         "'quant': codes INT<bits>, value = code * 2**scale_log2; 'codebook': UINT indices "
-        "into `levels` values learned by k-means on the fine quantizer's output.")
+        "into `levels` values learned by k-means on the fine quantizer's output; 'kmeans': "
+        "UINT indices of `levels` k-means levels per feature, fitted on the activation "
+        "(exact integer thresholds in hardware).")
     activation: Literal["tanh", "sigmoid", "none"] = _f(
         "'tanh', 'sigmoid' or 'none'", "Activation before the (fine) quantizer.")
     bits: Annotated[int, Field(strict=True, ge=2, le=8)] = _f(
-        "integer 2..8",
-        "(Fine) quantizer width: a FINN MultiThreshold with 2**bits - 1 thresholds.")
+        "integer 2..8 (quant and codebook heads; omit it for kmeans)",
+        "(Fine) quantizer width: a FINN MultiThreshold with 2**bits - 1 thresholds.",
+        default=None)
     scale_log2: Annotated[int, Field(strict=True, ge=-32, le=32)] = _f(
-        "integer -32..32", "(Fine) quantizer scale exponent.")
+        "integer -32..32 (quant and codebook heads; omit it for kmeans)",
+        "(Fine) quantizer scale exponent.", default=None)
     narrow: bool = _f("true or false (may be omitted; default false)",
                       "Narrow range: -(2**(bits-1)-1) .. 2**(bits-1)-1.", default=False)
     levels: Annotated[int, Field(strict=True, ge=2, le=256)] = _f(
-        "integer 2..256, at most the fine quantizer's codes (codebook heads only, required "
-        "there)", "Codebook size (k of k-means).", default=None)
+        "integer 2..256, at most the fine quantizer's codes (codebook and kmeans heads "
+        "only, required there)", "Codebook size (k of k-means).", default=None)
+    noise_std: Annotated[float, Field(strict=True, ge=0)] = _f(
+        "a number >= 0 (kmeans heads only; may be omitted, default 0)",
+        "Gaussian noise added to the activation in training before the k-means fit (EQ-Net's "
+        "sigma_u = 0.001, the training-time stand-in for the quantizer).", default=None)
 
     @model_validator(mode="after")
     def _levels(self) -> HeadConfig:
-        if self.kind == "quant" and "levels" in self.model_fields_set:
-            raise _cross("levels", "given for a 'quant' head", "omit it, or kind: codebook")
+        given = self.model_fields_set
+        if self.kind == "kmeans":
+            for k in ("bits", "scale_log2", "narrow"):
+                if k in given:
+                    raise _cross(k, "given for a 'kmeans' head (its levels are floats; the "
+                                 "index width follows from levels)", "omit it")
+        else:
+            for k in ("bits", "scale_log2"):
+                if k not in given:
+                    raise _cross(k, f"missing required key (kind is {self.kind!r})",
+                                 _allowed(HeadConfig.model_fields[k]) or "")
+            if "noise_std" in given:
+                raise _cross("noise_std", f"given for a {self.kind!r} head",
+                             "omit it, or kind: kmeans")
+        if self.kind == "quant" and "levels" in given:
+            raise _cross("levels", "given for a 'quant' head",
+                         "omit it, or kind: codebook or kmeans")
+        if self.kind in ("codebook", "kmeans") and "levels" not in given:
+            raise _cross("levels", f"missing required key (kind is {self.kind!r})",
+                         "integer 2..256")
         if self.kind == "codebook":
-            if "levels" not in self.model_fields_set:
-                raise _cross("levels", "missing required key (kind is 'codebook')",
-                             "integer 2..256")
             codes = 2 ** self.bits - (1 if self.narrow else 0)
             if self.levels > codes:
                 raise _cross("levels", f"{self.levels} levels > the {codes} codes of the "
@@ -423,11 +475,20 @@ class PathConfig(_Strict):
     hidden: list[PositiveInt] = _f(
         "a list of integers >= 1 (may be empty: one QuantLinear)",
         "Widths of the hidden layers (QuantLinear + QuantReLU each).")
+    input_layers: dict[str, PositiveInt] = _f(
+        "a mapping input name -> width (integer >= 1) naming every input of `from` (may be "
+        "omitted)",
+        "One Dense layer per input before the concatenation, joined by one ReLU quantizer: "
+        "inputs on different grids (EQ-Net f_E's y, H and sigma).", default=None)
+    branches: Annotated[int, Field(strict=True, ge=1, le=256)] = _f(
+        "an integer 1..256 (default 1)",
+        "Parallel copies of the stack reading the same input, their outputs concatenated "
+        "before the head (EQ-Net g: 12 branches of out_features 1).", default=1)
     residual_blocks: Annotated[int, Field(strict=True, ge=0, le=16)] = _f(
         "an integer 0..16 (default 0); needs at least one hidden layer",
         "Residual blocks after the hidden layers: x -> q(x + Linear(ReLU-q(Linear(x)))) at "
         "the last hidden width, both adds on one shared quantizer.", default=0)
-    out_features: PositiveInt = _f("integer >= 1", "Features of this output.")
+    out_features: PositiveInt = _f("integer >= 1", "Features of this output (per branch).")
     head: HeadConfig = _f("a mapping with kind, activation, bits, scale_log2 (narrow, levels)",
                           "The output head.")
 
@@ -437,7 +498,8 @@ class PathsModel(_Strict):
     (zoo.network.QuantNet). Selected by the presence of ``inputs`` or ``paths``."""
 
     inputs: dict[str, InputDecl] = _f(
-        f"a non-empty mapping name -> {{features, bits, scale_log2}}; names: {IDENT_ALLOWED}",
+        f"a non-empty mapping name -> {{features, bits, scale_log2}} (or {{kind: codebook, "
+        f"features, levels, bits, scale_log2}}); names: {IDENT_ALLOWED}",
         "Named inputs in graph order (the contract's input streams).", min_length=1)
     paths: dict[str, PathConfig] = _f(
         f"a non-empty mapping output name -> {{from, hidden, out_features, head}}; names: "
@@ -467,12 +529,18 @@ class PathsModel(_Strict):
                 if src not in self.inputs:
                     raise _cross(f"paths.{o}.from", f"{src!r} is not an input",
                                  _choices(self.inputs))
+            if p.input_layers is not None and set(p.input_layers) != set(srcs):
+                raise _cross(f"paths.{o}.input_layers", f"names {sorted(p.input_layers)}, "
+                             f"from names {srcs}", "one width for every input of from")
             if not isinstance(p.from_, str):
                 grids = {(self.inputs[i].bits, self.inputs[i].scale_log2) for i in srcs}
-                if len(srcs) < 2 or len(set(srcs)) != len(srcs) or len(grids) != 1:
+                one_grid = len(grids) == 1 and not any(
+                    self.inputs[i].kind == "codebook" for i in srcs)
+                if len(srcs) < 2 or len(set(srcs)) != len(srcs) or not (
+                        one_grid or p.input_layers):
                     raise _cross(f"paths.{o}.from", f"{srcs} cannot be concatenated",
                                  "2 or more distinct inputs with the same bits and "
-                                 "scale_log2 (one shared quantizer)")
+                                 "scale_log2 (one shared quantizer), or input_layers")
             if p.residual_blocks and not p.hidden:
                 raise _cross(f"paths.{o}.residual_blocks", "residual blocks need a hidden "
                              "layer", "hidden with at least one width")

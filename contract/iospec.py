@@ -10,8 +10,13 @@ A spec has named input tensors and named output tensors, in graph order. Each te
 
 * ``scale``: ``value = code * scale`` (inputs: ``code = clip(round_half_even(x / scale),
   min, max)``, saturating; +-inf saturate too; NaN is refused);
-* ``codebook``: ``value = codebook[code]`` (a non-uniform quantizer: the code is an
-  index, the table travels in the spec).
+* ``codebook``: ``value = codebook[code - min]`` (a non-uniform quantizer: the code is
+  an index, the table travels in the spec). One table (L levels) for every feature, or
+  one per feature (F tables of L levels, e.g. EQ-Net's per-dimension k-means latent
+  quantizer): ``value[f] = codebook[f][code[f] - min]``. An input with a codebook takes
+  floats by the nearest-level rule (``code = #{j : x >= (level_j + level_j+1) / 2}`` per
+  feature: a value half-way between two levels takes the higher one, as the
+  MultiThreshold of a boundary quantizer does).
 
 ``post`` names the host-side work after the accelerator: ``scale``, ``codebook``,
 ``argmax`` (the code is already a class index) or ``none``.
@@ -30,7 +35,23 @@ from typing import Any
 import numpy as np
 
 POSTS = ("scale", "codebook", "argmax", "none")
+#: The version a spec is written with: 1, or 2 where a tensor has one codebook per
+#: feature (what a version-1 reader cannot read; it refuses the version by name).
 SPEC_VERSION = 1
+PER_FEATURE_CODEBOOK_VERSION = 2
+READ_VERSIONS = (1, 2)
+
+Codebook = tuple[float, ...] | tuple[tuple[float, ...], ...]
+
+
+def _codebook(cb: Any) -> Codebook | None:
+    """A JSON/sequence codebook -> a flat tuple, or a tuple of per-feature tuples."""
+    if cb is None:
+        return None
+    rows = list(cb)
+    if rows and all(isinstance(r, (list, tuple, np.ndarray)) for r in rows):
+        return tuple(tuple(float(v) for v in r) for r in rows)
+    return tuple(float(v) for v in rows)
 
 
 @dataclass(frozen=True)
@@ -73,7 +94,7 @@ class TensorSpec:
     shape: tuple[int, ...]
     datatype: str
     scale: float | None = None
-    codebook: tuple[float, ...] | None = None
+    codebook: Codebook | None = None
     post: str = "scale"
     doc: str = ""
 
@@ -83,9 +104,17 @@ class TensorSpec:
             raise ValueError(f"{self.name}: give exactly one of scale and codebook")
         if self.scale is not None and not (math.isfinite(self.scale) and self.scale > 0):
             raise ValueError(f"{self.name}: scale {self.scale!r} must be finite and > 0")
-        if self.codebook is not None and len(self.codebook) > dt.max - dt.min + 1:
-            raise ValueError(f"{self.name}: codebook of {len(self.codebook)} levels does "
-                             f"not fit {self.datatype}")
+        if self.codebook is not None:
+            object.__setattr__(self, "codebook", _codebook(self.codebook))
+            table = self.table()
+            if self.per_feature and table.shape[0] != self.features:
+                raise ValueError(f"{self.name}: {table.shape[0]} per-feature codebooks for "
+                                 f"{self.features} features")
+            if not np.isfinite(table).all():
+                raise ValueError(f"{self.name}: codebook levels must be finite")
+            if table.shape[1] > dt.max - dt.min + 1:
+                raise ValueError(f"{self.name}: codebook of {table.shape[1]} levels does "
+                                 f"not fit {self.datatype}")
         if self.post not in POSTS:
             raise ValueError(f"{self.name}: post {self.post!r}; allowed: {', '.join(POSTS)}")
 
@@ -97,11 +126,50 @@ class TensorSpec:
     def features(self) -> int:
         return int(np.prod(self.shape))
 
+    @property
+    def code_min(self) -> int:
+        """The lowest valid code (the datatype's)."""
+        return self.dtype.min
+
+    @property
+    def code_max(self) -> int:
+        """The highest valid code: the datatype's, or the codebook's last index."""
+        if self.codebook is None:
+            return self.dtype.max
+        return self.dtype.min + self.table().shape[1] - 1
+
+    @property
+    def per_feature(self) -> bool:
+        """True where the codebook is one table per feature."""
+        return bool(self.codebook) and isinstance(self.codebook[0], tuple)
+
+    def table(self) -> np.ndarray:
+        """The codebook as float64 (F, L) (one table per feature) or (1, L) (shared)."""
+        if self.codebook is None:
+            raise ValueError(f"{self.name}: a scale tensor has no codebook")
+        if self.per_feature and len({len(r) for r in self.codebook}) != 1:
+            raise ValueError(f"{self.name}: per-feature codebooks of different lengths "
+                             f"{sorted({len(r) for r in self.codebook})}")
+        t = np.asarray(self.codebook, dtype=np.float64)
+        if t.ndim == 1:
+            t = t[None, :]
+        if t.ndim != 2 or t.shape[1] < 1:
+            raise ValueError(f"{self.name}: codebook must be L levels or F rows of L levels")
+        return t
+
+    def _nearest_level(self, a: np.ndarray) -> np.ndarray:
+        """(N, F) float64 -> (N, F) int64 codes of the nearest level (ties: the higher)."""
+        t = self.table()
+        if np.any(np.diff(t, axis=1) <= 0):
+            raise ValueError(f"{self.name}: codebook levels are not strictly increasing, "
+                             "so floats have no nearest-level code")
+        mids = (t[:, 1:] + t[:, :-1]) / 2  # (F or 1, L-1)
+        idx = (a[:, :, None] >= mids[None, :, :]).sum(-1)
+        return idx.astype(np.int64) + self.dtype.min
+
     def to_codes(self, x: np.ndarray) -> np.ndarray:
-        """(N, *shape) floats (or one (features,) vector) -> (N, features) int64 codes
-        (scale tensors only)."""
-        if self.scale is None:
-            raise ValueError(f"{self.name}: a codebook tensor has no float->code rule here")
+        """(N, *shape) floats (or one (features,) vector) -> (N, features) int64 codes:
+        the scale rule, or the nearest level of a codebook."""
         a = np.asarray(x)
         if a.dtype.kind not in "biuf":
             raise ValueError(f"{self.name}: input of dtype {a.dtype}: expected real numbers")
@@ -111,6 +179,8 @@ class TensorSpec:
         if nan.any():
             raise ValueError(f"{self.name}: input contains NaN at {_where(nan)} "
                              f"({int(nan.sum())} NaN value(s) in all): NaN has no code")
+        if self.scale is None:
+            return self._nearest_level(a)
         with np.errstate(over="ignore"):
             q = np.rint(a / self.scale)  # rint: round half to even
         dt = self.dtype
@@ -120,16 +190,21 @@ class TensorSpec:
         """(N, features) codes -> float32 values: ``code * scale`` or ``codebook[code]``."""
         c = np.asarray(codes, dtype=np.int64)
         if self.codebook is not None:
-            table = np.asarray(self.codebook, dtype=np.float64)
+            table = self.table()
             idx = c - self.dtype.min
-            if idx.size and (idx.min() < 0 or idx.max() >= len(table)):
+            if idx.size and (idx.min() < 0 or idx.max() >= table.shape[1]):
                 raise ValueError(f"{self.name}: code outside the codebook's "
-                                 f"{len(table)} levels")
-            return table[idx].astype(np.float32)
+                                 f"{table.shape[1]} levels")
+            if table.shape[0] == 1:
+                return table[0][idx].astype(np.float32)
+            f = table.shape[0]
+            return table[np.arange(f), idx.reshape(-1, f)].reshape(idx.shape).astype(
+                np.float32)
         return (c.astype(np.float64) * self.scale).astype(np.float32)
 
     def check_codes(self, codes: np.ndarray) -> np.ndarray:
-        """(N, features) int64 codes; refuses non-integers and values outside the datatype."""
+        """(N, features) int64 codes; refuses non-integers and values outside the datatype
+        (and, for a codebook, outside its levels)."""
         a = np.asarray(codes)
         if a.ndim == 1:
             a = a[None, :]
@@ -157,6 +232,13 @@ class TensorSpec:
                 raise ValueError(f"{self.name}: codes span [{a.min()}, {a.max()}], outside "
                                  f"{dt.name} [{dt.min}, {dt.max}]: first {v} at "
                                  f"{_where(out)} ({int(out.sum())} value(s) out of range)")
+            beyond = a > self.code_max
+            if beyond.any():
+                v = a[tuple(np.argwhere(beyond)[0])]
+                raise ValueError(f"{self.name}: code {v} at {_where(beyond)} is past the "
+                                 f"codebook's {self.code_max - self.code_min + 1} levels "
+                                 f"(codes {self.code_min}..{self.code_max}; "
+                                 f"{int(beyond.sum())} value(s))")
         return a.astype(np.int64)
 
     def to_json(self) -> dict[str, Any]:
@@ -167,8 +249,12 @@ class TensorSpec:
             d["float_to_code"] = "clip(round_half_even(x / scale), min, max)"
             d["code_to_float"] = "code * scale"
         else:
-            d["codebook"] = list(self.codebook or ())
-            d["code_to_float"] = "codebook[code - min]"
+            if self.per_feature:
+                d["codebook"] = [list(r) for r in self.codebook or ()]
+                d["code_to_float"] = "codebook[feature][code - min]"
+            else:
+                d["codebook"] = list(self.codebook or ())
+                d["code_to_float"] = "codebook[code - min]"
         if self.doc:
             d["doc"] = self.doc
         return d
@@ -179,7 +265,7 @@ class TensorSpec:
         return cls(name=str(d["name"]), shape=tuple(int(s) for s in d["shape"]),
                    datatype=str(d["datatype"]),
                    scale=None if d.get("scale") is None else float(d["scale"]),
-                   codebook=None if cb is None else tuple(float(v) for v in cb),
+                   codebook=_codebook(cb),
                    post=str(d.get("post", "scale")), doc=str(d.get("doc", "")))
 
 
@@ -212,15 +298,21 @@ class IOSpec:
     def output_names(self) -> list[str]:
         return [t.name for t in self.outputs]
 
+    @property
+    def version(self) -> int:
+        """The lowest spec version that holds this spec (2 iff a per-feature codebook)."""
+        per_feature = any(t.per_feature for t in self.inputs + self.outputs)
+        return PER_FEATURE_CODEBOOK_VERSION if per_feature else SPEC_VERSION
+
     def to_json(self) -> dict[str, Any]:
-        return {"version": SPEC_VERSION, "inputs": [t.to_json() for t in self.inputs],
+        return {"version": self.version, "inputs": [t.to_json() for t in self.inputs],
                 "outputs": [t.to_json() for t in self.outputs], **self.meta}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> IOSpec:
-        if d.get("version") != SPEC_VERSION:
+        if d.get("version") not in READ_VERSIONS:
             raise ValueError(f"I/O spec version {d.get('version')!r}; this code reads "
-                             f"{SPEC_VERSION}")
+                             f"{', '.join(map(str, READ_VERSIONS))}")
         meta = {k: v for k, v in d.items() if k not in ("version", "inputs", "outputs")}
         return cls(tuple(TensorSpec.from_json(t) for t in d["inputs"]),
                    tuple(TensorSpec.from_json(t) for t in d["outputs"]), meta)

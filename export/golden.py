@@ -79,7 +79,7 @@ def tie_heavy_vectors(model: Any, spec: IOSpec, n: int, rng: np.random.Generator
     codes (every input drawn, in spec order)."""
     cand = {}
     for t in spec.inputs:
-        lo, hi = t.dtype.min, t.dtype.max
+        lo, hi = t.code_min, t.code_max
         mag = rng.choice([2, 8, 32, hi + 1], size=(pool, 1))
         c = np.round(rng.uniform(-1, 1, (pool, t.features)) * mag)
         cand[t.name] = np.clip(c, lo, hi).astype(np.int64)
@@ -103,7 +103,7 @@ def build_golden(model: Any, channel_inputs: dict[str, np.ndarray], seed: int = 
     rng = np.random.default_rng(seed)
     sets = {"channel": {t.name: t.to_codes(channel_inputs[t.name]) for t in spec.inputs},
             "ties": tie_heavy_vectors(model, spec, n_ties, rng),
-            "extremes": {t.name: extreme_vectors(t.features, t.dtype.min, t.dtype.max, rng)
+            "extremes": {t.name: extreme_vectors(t.features, t.code_min, t.code_max, rng)
                          for t in spec.inputs}}
     inputs = {t.name: np.concatenate([v[t.name] for v in sets.values()]) for t in spec.inputs}
     labels = np.concatenate([np.full(len(next(iter(v.values()))), k) for k, v in sets.items()])

@@ -6,6 +6,9 @@ the graph input is annotated with its integer datatype (INTb). For in-range code
 is the same function (Quant of an on-grid value is the identity); out-of-range data is
 the host's job (saturated there, by the I/O spec's rule).
 
+A codebook input (``zoo.network.CodebookInput``: indices into per-feature levels) feeds
+its IndexLookup directly; the graph input is annotated with the index's UINT type.
+
 Graph inputs and outputs carry the contract's names (``model.iospec()``), in its order.
 A codebook output (``zoo.network.CodebookHead``, and ``LevelsHead``: a quantizer
 whose scale is not a power of two) is exported as its fine quantizer followed by a
@@ -33,7 +36,7 @@ from torch import nn
 from contract.export_files import IOSPEC
 from contract.iospec import IOSpec
 from zoo.network import CodebookHead, LevelsHead
-from zoo.quantizers import CODEBOOK_INDEX, set_provenance
+from zoo.quantizers import CODEBOOK_INDEX, LOOKUP_DOMAIN, LOOKUP_OP, set_provenance
 
 
 def input_quant_to_codes(model: ModelWrapper, inp: str) -> tuple[float, DataType]:
@@ -66,6 +69,19 @@ def input_quant_to_codes(model: ModelWrapper, inp: str) -> tuple[float, DataType
     model.graph.node.insert(idx, mul)
     model.set_tensor_datatype(inp, dtype)
     return s, dtype
+
+
+def index_input_to_codes(model: ModelWrapper, inp: str, datatype: str) -> DataType:
+    """A codebook input (``zoo.network.CodebookInput``): graph input ``inp`` must feed
+    exactly one IndexLookup (the index is already the code); annotate its UINT type."""
+    consumers = model.find_consumers(inp)
+    if len(consumers) != 1 or (consumers[0].op_type, consumers[0].domain) != (
+            LOOKUP_OP, LOOKUP_DOMAIN):
+        raise ValueError(f"codebook input {inp!r} must feed exactly one {LOOKUP_OP}; found "
+                         f"{[n.op_type for n in consumers]}")
+    dtype = DataType[datatype]
+    model.set_tensor_datatype(inp, dtype)
+    return dtype
 
 
 class _ExportView(nn.Module):
@@ -141,8 +157,11 @@ def export_codes_model(model: nn.Module, path: Path) -> ModelWrapper:
     # with batch statistics (measured: 95% of a BatchNorm net's codes off).
     model.eval()
     mw = cleanup_model(ModelWrapper(str(raw)))
-    for graph_in in list(mw.graph.input):
-        input_quant_to_codes(mw, graph_in.name)
+    for graph_in, t in zip(list(mw.graph.input), spec.inputs, strict=True):
+        if t.codebook is not None:
+            index_input_to_codes(mw, graph_in.name, t.datatype)
+        else:
+            input_quant_to_codes(mw, graph_in.name)
         graph_in.type.tensor_type.elem_type = TensorProto.FLOAT
     mw = cleanup_model(mw)  # generic node and tensor names, as before
     # Then the contract's names on the graph's inputs and outputs (cleanup would undo them).

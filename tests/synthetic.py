@@ -239,11 +239,11 @@ def golden_codes(model: nn.Module, n: int = 10_000, seed: int = 0,
     spec = model.iospec()
     rng = np.random.default_rng(seed)
     ties = tie_heavy_vectors(model, spec, n_ties, rng, pool=20_000)
-    ext = {t.name: extreme_vectors(t.features, t.dtype.min, t.dtype.max, rng)
+    ext = {t.name: extreme_vectors(t.features, t.code_min, t.code_max, rng)
            for t in spec.inputs}
     n_rand = n - n_ties - len(next(iter(ext.values())))
     return {t.name: np.concatenate([ties[t.name], ext[t.name], rng.integers(
-        t.dtype.min, t.dtype.max + 1, size=(n_rand, t.features))]).astype(np.int64)
+        t.code_min, t.code_max + 1, size=(n_rand, t.features))]).astype(np.int64)
         for t in spec.inputs}
 
 

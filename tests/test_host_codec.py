@@ -3,11 +3,13 @@ against FINN's own functions."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 import hw  # noqa: F401  (offline FINN bootstrap)
-from contract.iospec import IntType
+from contract.iospec import IntType, IOSpec, TensorSpec
 from host.codec import StreamSpec, pack, unpack
 
 
@@ -101,3 +103,46 @@ def test_stream_spec_refuses_what_it_cannot_carry(entry: dict, match: str) -> No
     StreamSpec.from_manifest(good)
     with pytest.raises(ValueError, match=match):
         StreamSpec.from_manifest({**good, **entry})
+
+
+# --- one codebook per feature (EQ-Net's per-dimension k-means levels) ---------------------
+
+def _per_feature() -> TensorSpec:
+    return TensorSpec("z", (3,), "UINT2", codebook=((-0.9, -0.2, 0.1, 0.8),
+                                                     (-0.5, 0.0, 0.25, 0.5),
+                                                     (-1.0, -0.75, 0.75, 1.0)),
+                      post="codebook")
+
+
+def test_per_feature_codebook_values_nearest_level_and_json() -> None:
+    t = _per_feature()
+    idx = np.array([[0, 3, 1], [2, 1, 3]])
+    assert np.array_equal(t.to_float(idx), np.float32([[-0.9, 0.5, -0.75], [0.1, 0.0, 1.0]]))
+    # Nearest level; a value half-way between two levels takes the higher one.
+    x = np.array([[-0.55, 0.125, 0.0], [0.45, -0.26, -0.875], [9.0, -9.0, 0.7]])
+    assert np.array_equal(t.to_codes(x), [[1, 2, 2], [3, 0, 1], [3, 0, 2]])
+    assert np.array_equal(t.to_codes(t.to_float(idx)), idx)  # levels map to themselves
+    spec = IOSpec((t,), (TensorSpec("y", (1,), "INT4", scale=0.5),))
+    assert spec.to_json()["version"] == 2  # a version-1 reader refuses it by version
+    back = IOSpec.from_json(json.loads(json.dumps(spec.to_json())))
+    assert back == spec and back.inputs[0].per_feature
+    flat = IOSpec((TensorSpec("x", (2,), "UINT1", codebook=(0.0, 1.0)),), spec.outputs)
+    assert flat.to_json()["version"] == 1  # unchanged where no tensor needs version 2
+
+
+def test_per_feature_codebook_refusals() -> None:
+    with pytest.raises(ValueError, match="2 per-feature codebooks for 3 features"):
+        TensorSpec("z", (3,), "UINT2", codebook=((0.0, 1.0), (0.0, 1.0)))
+    with pytest.raises(ValueError, match="different lengths"):
+        TensorSpec("z", (2,), "UINT2", codebook=((0.0, 1.0), (0.0, 1.0, 2.0)))
+    with pytest.raises(ValueError, match="5 levels does not fit UINT2"):
+        TensorSpec("z", (1,), "UINT2", codebook=((0.0, 1.0, 2.0, 3.0, 4.0),))
+    t = TensorSpec("z", (2,), "UINT2", codebook=((0.0, 1.0, 2.0), (0.0, 1.0, 2.0)))
+    t.check_codes(np.array([[2, 0]]))  # positive control
+    with pytest.raises(ValueError, match=r"code 3 at vector 0, feature 1 is past the "
+                       r"codebook's 3 levels"):
+        t.check_codes(np.array([[2, 3]]))
+    with pytest.raises(ValueError, match="not strictly increasing"):
+        TensorSpec("z", (1,), "UINT1", codebook=((1.0, 0.0),)).to_codes(np.zeros((1, 1)))
+    with pytest.raises(ValueError, match="version 3"):
+        IOSpec.from_json({"version": 3, "inputs": [], "outputs": []})

@@ -23,7 +23,7 @@ from export.golden import build_golden
 from export.qonnx_export import export_codes_model
 from hw.build import compile_and_verify
 from hw.verify import execute_codes
-from zoo.network import CodebookHead, QuantNet
+from zoo.network import CodebookHead, CodebookInput, KMeansHead, QuantNet
 
 IN8 = {"bits": 8, "scale_log2": -7}
 TANH6 = {"kind": "quant", "activation": "tanh", "bits": 6, "scale_log2": -5, "narrow": True}
@@ -44,6 +44,21 @@ NETS: dict[str, dict[str, Any]] = {
         "paths": {"z": {"from": "x", "hidden": [12], "out_features": 3,
                         "head": {"kind": "codebook", "activation": "tanh", "bits": 8,
                                  "scale_log2": -7, "levels": 6}}}},
+    # EQ-Net g: k-means indices in (one table per latent), N branches of one soft bit each.
+    "g_branches_codebook_input": {
+        "inputs": {"z": {"kind": "codebook", "features": 3, "levels": 6, **IN8}},
+        "paths": {"s": {"from": "z", "hidden": [8, 8], "branches": 4, "out_features": 1,
+                        "head": TANH6}}},
+    # EQ-Net f_E: inputs on three grids, one Dense each, joined; a residual block; a
+    # per-feature k-means latent quantizer.
+    "fe_input_layers_kmeans": {
+        "inputs": {"y": {"features": 4, **IN8}, "H": {"features": 8, "bits": 8,
+                                                       "scale_log2": -5},
+                   "sigma": {"features": 1, "bits": 6, "scale_log2": -6}},
+        "paths": {"latent": {"from": ["y", "H", "sigma"],
+                             "input_layers": {"y": 8, "H": 8, "sigma": 4}, "hidden": [12],
+                             "residual_blocks": 1, "out_features": 3,
+                             "head": {"kind": "kmeans", "activation": "tanh", "levels": 8}}}},
 }
 
 
@@ -56,18 +71,24 @@ def build(name: str) -> QuantNet:
         for _ in range(4):
             net(*[torch.randn(256, d["features"]) * 0.5 for d in cfg["inputs"].values()])
     net.eval()
+    for q in net.input_quant.values():
+        if isinstance(q, CodebookInput):  # k-means-like levels: uneven, per feature
+            q.set_levels(np.sort(np.random.default_rng(3).uniform(-1, 1, q.table.shape), 1))
     for o, head in net.heads.items():
-        if isinstance(head, CodebookHead):
-            with torch.no_grad():
-                x = {n: torch.randn(2000, d["features"]) * 0.5
-                     for n, d in cfg["inputs"].items()}
+        with torch.no_grad():
+            x = {n: torch.randn(2000, d["features"]) * 0.5 for n, d in cfg["inputs"].items()}
+            if isinstance(head, CodebookHead):
                 head.fit(head.quantized(net._pre(x)[o]).value.reshape(-1))
+            if isinstance(head, KMeansHead):
+                head.fit(head._act(net._pre(x)[o]))
     return net
 
 
 def codes(net: QuantNet, n: int = 3000, seed: int = 1) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {t.name: rng.integers(t.dtype.min, t.dtype.max + 1, (n, t.features))
+    hi = {t.name: t.dtype.max if t.codebook is None else t.dtype.min + t.table().shape[1] - 1
+          for t in net.iospec().inputs}
+    return {t.name: rng.integers(t.dtype.min, hi[t.name] + 1, (n, t.features))
             for t in net.iospec().inputs}
 
 
@@ -77,7 +98,7 @@ def test_codes_are_what_forward_dequantizes(name: str) -> None:
     spec = net.iospec()
     c = codes(net)
     got = net.output_codes(**{k: torch.from_numpy(v).float() for k, v in c.items()})
-    floats = net(*[torch.from_numpy(c[t.name] * t.scale).float() for t in spec.inputs])
+    floats = net(*[torch.from_numpy(t.to_float(c[t.name])) for t in spec.inputs])
     floats = floats if isinstance(floats, tuple) else (floats,)
     for t, f in zip(spec.outputs, floats, strict=True):
         np.testing.assert_array_equal(t.to_float(got[t.name].numpy()), f.detach().numpy())
@@ -98,7 +119,8 @@ def test_exported_qonnx_is_bit_exact(name: str, tmp_path: Path) -> None:
         np.testing.assert_array_equal(got[o], want[o], err_msg=o)
 
 
-@pytest.mark.parametrize("name", ["branches_and_concat", "residual_batchnorm"])
+@pytest.mark.parametrize("name", ["branches_and_concat", "residual_batchnorm",
+                                  "g_branches_codebook_input", "fe_input_layers_kmeans"])
 def test_branched_and_residual_zoo_nets_map_to_rtl_layers(name: str, tmp_path: Path) -> None:
     """A concatenation of branches and a residual block with BatchNorm (QuantNet from a
     config) reach FINN's HW layers, every one an RTL variant (hw.custom_ops for the fork,
@@ -132,3 +154,24 @@ def test_schema_refuses_a_concat_across_grids(tmp_path: Path) -> None:
         validate_data(design, DesignSchema, tmp_path / "x.yaml", "design")
     design["model"]["inputs"]["b"] = {"features": 2, **IN8}  # positive control
     validate_data(design, DesignSchema, tmp_path / "x.yaml", "design")
+
+
+@pytest.mark.parametrize("name", ["g_branches_codebook_input", "fe_input_layers_kmeans"])
+def test_schema_accepts_the_eqnet_blocks_and_builds_them(name: str, tmp_path: Path) -> None:
+    """A design YAML's model section with codebook inputs, branches, input_layers across
+    grids and a k-means head validates, and the registry builds the same network."""
+    from zoo.registry import build_network
+
+    design = {"name": "x", "family": "synthetic", "network": "two_io",
+              "data": {"kind": "synthetic_teacher"},
+              "model": {**NETS[name], "weight_bits": 4, "act_bits": 4},
+              "train": {"recipes": {"short": {"samples": 64, "epochs": 1, "batch_size": 32,
+                                              "lr": 1.0e-3, "seed": 0}}},
+              "export": {"golden_vectors": 10}, "hw": {"target_fps": 1000}}
+    validate_data(design, DesignSchema, tmp_path / "x.yaml", "design")
+    net = build_network(design)  # stages read the YAML's own dict, as configs.load_design
+    ref = build(name)
+    def layout(m: torch.nn.Module) -> list[tuple[str, tuple[int, ...]]]:
+        return [(k, tuple(v.shape)) for k, v in m.named_parameters()]
+
+    assert layout(net) == layout(ref) and len(layout(net)) > 10

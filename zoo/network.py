@@ -39,7 +39,13 @@ from zoo.blocks import (
     fixed_quant_identity,
     quant_linear,
 )
-from zoo.quantizers import BoundaryQuantizer, index_bits
+from zoo.quantizers import (
+    BoundaryQuantizer,
+    grid_levels,
+    index_bits,
+    kmeans_levels,
+    lookup_levels,
+)
 
 
 def _relu(bits: int) -> QuantReLU:
@@ -292,12 +298,154 @@ class UniformLevelsHead(nn.Module):
                           post="codebook")
 
 
+class KMeansHead(nn.Module):
+    """Output head: activation -> one scalar quantizer per feature with ``levels`` k-means
+    levels (EQ-Net's latent quantizer: k-means++ per latent dimension after stage 1).
+
+    Before :meth:`fit` the head is the activation itself (plus Gaussian noise of
+    ``noise_std`` in training mode: the paper's training-time stand-in for the
+    quantizer, sigma_u); after it, the value is the level of the index (straight-through
+    to the activation). Boundaries (C, L-1) are the float32 midpoints of the sorted
+    centres, compared ``act(y) >= b`` (qonnx's MultiThreshold): exported as
+    ``act -> MultiThreshold(provenance learned_boundaries)``, which the hardware flow
+    enumerates into exact integer thresholds; the float32 levels (C, L) travel in the
+    I/O spec as one codebook per feature. Codes: (N, C) UINTk indices, k = ceil(log2 L).
+    """
+
+    def __init__(self, activation: str, channels: int, levels: int,
+                 noise_std: float = 0.0) -> None:
+        super().__init__()
+        if levels < 2:
+            raise ValueError("a k-means quantizer needs at least 2 levels")
+        act = OUTPUT_ACTIVATIONS[activation]
+        self.act = act() if act is not None else nn.Identity()
+        self.n_levels, self.noise_std = levels, noise_std
+        init = np.tile(np.linspace(-1, 1, levels), (channels, 1))
+        self.quant = BoundaryQuantizer(torch.from_numpy(self._midpoints(init)), learned=False)
+        self.register_buffer("levels", torch.from_numpy(init.astype(np.float32)))
+        self.register_buffer("fitted", torch.tensor(False))
+
+    @staticmethod
+    def _midpoints(levels: np.ndarray) -> np.ndarray:
+        return ((levels[:, 1:] + levels[:, :-1]) / 2).astype(np.float32)
+
+    def _act(self, y: Any) -> torch.Tensor:
+        return self.act(getattr(y, "value", y))
+
+    @torch.no_grad()
+    def fit(self, activations: torch.Tensor | np.ndarray, seed: int = 0) -> None:
+        """Fit the levels to (N, C) activation values (k-means++ per feature)."""
+        a = activations.detach().cpu().numpy() if isinstance(activations, torch.Tensor) \
+            else np.asarray(activations)
+        centres = kmeans_levels(a, self.n_levels, seed)
+        self.levels.copy_(torch.from_numpy(centres.astype(np.float32)))
+        self.quant.boundaries.copy_(torch.from_numpy(self._midpoints(centres)))
+        self.fitted.fill_(True)
+
+    def quantized(self, y: torch.Tensor) -> torch.Tensor:
+        """The float index (what export traces: activation -> MultiThreshold)."""
+        return self.quant.index(self._act(y))
+
+    def codes(self, y: torch.Tensor) -> torch.Tensor:
+        return self.quant.indices(self._act(y)).int()
+
+    def value(self, y: torch.Tensor) -> torch.Tensor:
+        a = self._act(y)
+        if not bool(self.fitted):
+            return a + self.noise_std * torch.randn_like(a) if self.training else a
+        idx = self.quant.indices(a)
+        v = torch.gather(self.levels.expand(len(a), -1, -1), 2, idx.unsqueeze(-1)).squeeze(-1)
+        return v + (a - a.detach())  # exactly v; gradient straight through to a
+
+    def spec(self, name: str, features: int) -> TensorSpec:
+        if not bool(self.fitted):
+            raise ValueError(f"{name}: the k-means quantizer has no levels yet (fit it)")
+        return TensorSpec(name, (features,), code_datatype(index_bits(self.n_levels), False),
+                          codebook=tuple(tuple(float(v) for v in row)
+                                         for row in self.levels.numpy()),
+                          post="codebook")
+
+
+class CodebookInput(nn.Module):
+    """A named input of codebook indices: (N, C) UINTk codes -> levels ``table[c, code]``
+    on the grid 2**scale_log2 (``bits``-bit signed integers, one table (C, L) per feature).
+
+    EQ-Net's g reads f_Q's k-means indices this way: the accelerator's input stream is
+    the index, and the lookup is the hardware ``CodebookLookup`` (exported as
+    IndexLookup + Mul). Floats (:meth:`forward`): before :meth:`set_levels` the values
+    themselves on the grid (training on continuous latents); after it the nearest level
+    (the contract's rule, straight-through), so ``forward(levels)`` and the index path
+    compute the same integers.
+    """
+
+    def __init__(self, features: int, levels: int, bits: int, scale_log2: int) -> None:
+        super().__init__()
+        self.features, self.n_levels = features, levels
+        self.bits, self.scale_log2 = bits, scale_log2
+        self.grid = fixed_quant_identity(bits, scale_log2)
+        hi = 2 ** (bits - 1) - 1
+        init = np.tile(np.linspace(-hi, hi, levels).round(), (features, 1))
+        self.register_buffer("table", torch.from_numpy(grid_levels(init * 2.0 ** scale_log2,
+                                                                   scale_log2, bits)))
+        self.register_buffer("fitted", torch.tensor(False))
+
+    @torch.no_grad()
+    def set_levels(self, levels: np.ndarray | torch.Tensor) -> None:
+        """(C, L) float levels (e.g. a :class:`KMeansHead`'s) -> the integer table: rounded
+        onto the grid, duplicates nudged apart (``zoo.quantizers.grid_levels``)."""
+        lv = levels.detach().cpu().numpy() if isinstance(levels, torch.Tensor) else levels
+        table = grid_levels(np.asarray(lv), self.scale_log2, self.bits)
+        if table.shape != tuple(self.table.shape):
+            raise ValueError(f"levels {table.shape}; this input has {tuple(self.table.shape)}")
+        self.table.copy_(torch.from_numpy(table))
+        self.fitted.fill_(True)
+
+    def values(self) -> torch.Tensor:
+        """(C, L) float level values."""
+        return self.table * 2.0 ** self.scale_log2
+
+    def forward(self, x: torch.Tensor) -> Any:
+        """(N, C) floats -> QuantTensor on the grid (see the class docstring)."""
+        if not bool(self.fitted):
+            return self.grid(x)
+        v = self.values().to(x.dtype)
+        mids = (v[:, 1:] + v[:, :-1]) / 2
+        idx = (x.detach().unsqueeze(-1) >= mids.unsqueeze(0)).sum(-1)
+        q = torch.gather(v.expand(len(x), -1, -1), 2, idx.unsqueeze(-1)).squeeze(-1)
+        return self.grid(q + (x - x.detach()))  # exactly q; straight-through gradient
+
+    def lookup(self, codes: torch.Tensor) -> Any:
+        """(N, C) integer indices -> QuantTensor of their levels (the exported path)."""
+        return lookup_levels(codes, self.table, self.scale_log2, self.bits, self.training)
+
+    def spec(self, name: str) -> TensorSpec:
+        if not bool(self.fitted):
+            raise ValueError(f"input {name}: the codebook has no levels yet (set_levels)")
+        return TensorSpec(name, (self.features,),
+                          code_datatype(index_bits(self.n_levels), False),
+                          codebook=tuple(tuple(float(v) for v in row)
+                                         for row in self.values().numpy()),
+                          post="codebook")
+
+
 class QuantNet(nn.Module):
     """Named inputs -> one dense path per output -> one head per output.
 
-    ``inputs``: ordered ``{name: {features, bits, scale_log2}}``; ``paths``: ordered
-    ``{output name: {from: input name, hidden, out_features, head: {...}}}``.
-    Input i: (N, features_i); output j: (N, out_features_j).
+    ``inputs``: ordered ``{name: {features, bits, scale_log2}}`` (codes on a power-of-two
+    grid), or ``{name: {kind: codebook, features, levels, bits, scale_log2}}`` (indices
+    into one table of levels per feature: :class:`CodebookInput`). ``paths``: ordered
+    ``{output name: {from, hidden, out_features, head, residual_blocks, branches,
+    input_layers}}``:
+
+    * ``from``: one input, or several concatenated (on one shared quantizer, or through
+      ``input_layers``);
+    * ``input_layers``: ``{input: width}``, one Dense per input of ``from`` before the
+      concatenation (inputs on different grids; the accumulators joined by one ReLU
+      quantizer: EQ-Net f_E's input stage);
+    * ``branches``: N identical stacks reading the same input, their ``out_features``
+      outputs concatenated before the one head (EQ-Net g's 12 branches, one soft bit each).
+
+    Input i: (N, features_i); output j: (N, branches_j * out_features_j).
     """
 
     def __init__(self, inputs: dict[str, dict[str, Any]], paths: dict[str, dict[str, Any]],
@@ -305,47 +453,84 @@ class QuantNet(nn.Module):
                  batch_norm: bool = False) -> None:
         super().__init__()
         self.input_decl = inputs
-        self.input_quant = nn.ModuleDict({
-            n: fixed_quant_identity(d["bits"], d["scale_log2"]) for n, d in inputs.items()})
-        # Each path reads one input, or several concatenated through one shared quantizer.
+        self.input_quant = nn.ModuleDict({n: _input(d) for n, d in inputs.items()})
+        # Each path reads one input, or several concatenated through one shared quantizer
+        # (or through one Dense layer each: input_layers).
         self.sources = {o: [p["from"]] if isinstance(p["from"], str) else list(p["from"])
                         for o, p in paths.items()}
         self.concat_quant = nn.ModuleDict()
+        self.input_layers = nn.ModuleDict()
+        self.join_act = nn.ModuleDict()
+        in_width = {}
         for o, srcs in self.sources.items():
             for src in srcs:
                 if src not in inputs:
                     raise ValueError(f"path {o!r} reads input {src!r}; inputs: {list(inputs)}")
+            layers = paths[o].get("input_layers") or {}
+            if layers:
+                if set(layers) != set(srcs):
+                    raise ValueError(f"path {o!r}: input_layers {sorted(layers)} must name "
+                                     f"every input of from: {srcs}")
+                self.input_layers[o] = nn.ModuleDict({
+                    i: quant_linear(inputs[i]["features"], layers[i], weight_bits, bias_bits)
+                    for i in srcs})
+                self.join_act[o] = _relu(act_bits)
+                in_width[o] = sum(layers[i] for i in srcs)
+                continue
+            in_width[o] = sum(inputs[i]["features"] for i in srcs)
             if len(srcs) > 1:
                 grids = {(inputs[i]["bits"], inputs[i]["scale_log2"]) for i in srcs}
                 if len(grids) != 1:
                     raise ValueError(f"path {o!r}: inputs {srcs} are on different grids; a "
-                                     "concatenation needs one shared quantizer")
+                                     "concatenation needs one shared quantizer (or "
+                                     "input_layers)")
                 bits, log2 = grids.pop()
                 self.concat_quant[o] = fixed_quant_identity(bits, log2)
+
+        def stack(o: str, p: dict[str, Any]) -> DenseStack:
+            return DenseStack(in_width[o], list(p.get("hidden", [])), p["out_features"],
+                              weight_bits, act_bits, bias_bits, batch_norm,
+                              p.get("residual_blocks") or 0)
+
+        # One stack per path, or a list of N branch stacks (state_dict keys of a single
+        # stack stay those of earlier checkpoints).
         self.stacks = nn.ModuleDict({
-            o: DenseStack(sum(inputs[i]["features"] for i in self.sources[o]),
-                          list(p.get("hidden", [])), p["out_features"], weight_bits, act_bits,
-                          bias_bits, batch_norm, p.get("residual_blocks", 0))
+            o: stack(o, p) if (p.get("branches") or 1) == 1 else
+            nn.ModuleList(stack(o, p) for _ in range(p["branches"]))
             for o, p in paths.items()})
-        self.heads = nn.ModuleDict({o: _head(p["head"]) for o, p in paths.items()})
-        self.out_features = {o: p["out_features"] for o, p in paths.items()}
+        self.out_features = {o: p["out_features"] * (p.get("branches") or 1)
+                             for o, p in paths.items()}
+        self.heads = nn.ModuleDict({o: _head(p["head"], self.out_features[o])
+                                    for o, p in paths.items()})
 
     def iospec(self) -> IOSpec:
-        ins = tuple(TensorSpec(n, (d["features"],), code_datatype(d["bits"]),
+        ins = tuple(q.spec(n) if isinstance(q, CodebookInput) else
+                    TensorSpec(n, (d["features"],), code_datatype(d["bits"]),
                                scale=2.0 ** d["scale_log2"])
-                    for n, d in self.input_decl.items())
+                    for (n, d), q in zip(self.input_decl.items(), self.input_quant.values(),
+                                         strict=True))
         outs = tuple(self.heads[o].spec(o, self.out_features[o]) for o in self.heads)
         return IOSpec(ins, outs)
 
-    def _pre(self, xs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        q = {n: self.input_quant[n](x) for n, x in xs.items()}
+    def _pre(self, xs: dict[str, torch.Tensor], indices: bool = False
+             ) -> dict[str, torch.Tensor]:
+        """Inputs -> each path's pre-activations. ``indices``: codebook inputs hold codes
+        (the exported and reference path), else floats."""
+        q = {n: self.input_quant[n].lookup(x)
+             if indices and isinstance(self.input_quant[n], CodebookInput)
+             else self.input_quant[n](x) for n, x in xs.items()}
         out = {}
         for o, srcs in self.sources.items():
-            if len(srcs) == 1:
+            if o in self.input_layers:  # one Dense per input, joined by one ReLU quantizer
+                x = self.join_act[o](torch.cat(
+                    [self.input_layers[o][s](q[s]) for s in srcs], dim=-1))
+            elif len(srcs) == 1:
                 x = q[srcs[0]]
             else:  # concatenation on one grid, re-quantized by the shared quantizer (exact)
                 x = self.concat_quant[o](torch.cat([q[s].value for s in srcs], dim=-1))
-            out[o] = self.stacks[o](x)
+            st = self.stacks[o]
+            out[o] = torch.cat([b(x) for b in st], dim=-1) if isinstance(
+                st, nn.ModuleList) else st(x)
         return out
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
@@ -357,23 +542,34 @@ class QuantNet(nn.Module):
     def export_forward(self, *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """What the QONNX export traces: each head's quantizer output (for a codebook head
         the fine quantizer's; export appends the index thresholds)."""
-        pre = self._pre(dict(zip(self.input_quant, xs, strict=True)))
+        pre = self._pre(dict(zip(self.input_quant, xs, strict=True)), indices=True)
         return tuple(self.heads[o].quantized(pre[o]) for o in self.heads)
 
     @torch.no_grad()
     def output_codes(self, **codes: torch.Tensor) -> dict[str, torch.Tensor]:
         """Named integer input codes -> named integer output codes (the contract's reference)."""
-        xs = {n: codes[n] * 2.0 ** d["scale_log2"] for n, d in self.input_decl.items()}
-        pre = self._pre(xs)
+        xs = {n: codes[n] if d.get("kind") == "codebook" else codes[n] * 2.0 ** d["scale_log2"]
+              for n, d in self.input_decl.items()}
+        pre = self._pre(xs, indices=True)
         return {o: self.heads[o].codes(pre[o]) for o in self.heads}
 
 
-def _head(cfg: dict[str, Any]) -> QuantHead:
+def _input(d: dict[str, Any]) -> nn.Module:
+    """An input's quantizer: fixed power-of-two codes, or a codebook of indices."""
+    if d.get("kind", "quant") == "codebook":
+        return CodebookInput(d["features"], d["levels"], d["bits"], d["scale_log2"])
+    return fixed_quant_identity(d["bits"], d["scale_log2"])
+
+
+def _head(cfg: dict[str, Any], features: int) -> nn.Module:
     kind = cfg.get("kind", "quant")
+    if kind == "kmeans":
+        return KMeansHead(cfg.get("activation", "tanh"), features, cfg["levels"],
+                          cfg.get("noise_std") or 0.0)
     common = {"activation": cfg.get("activation", "none"), "bits": cfg["bits"],
               "scale_log2": cfg["scale_log2"], "narrow": cfg.get("narrow", False)}
     if kind == "quant":
         return QuantHead(**common)
     if kind == "codebook":
         return CodebookHead(levels=cfg["levels"], **common)
-    raise ValueError(f"head kind {kind!r}: quant or codebook")
+    raise ValueError(f"head kind {kind!r}: quant, codebook or kmeans")

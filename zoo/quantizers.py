@@ -147,6 +147,68 @@ class _LearnedQuantFn(torch.autograd.Function):
         return g.op("Mul", level, scale)
 
 
+class _LookupFn(torch.autograd.Function):
+    """(N, C) float index -> (N, C) float levels ``table[c, index] * scale``; exports as
+    ``IndexLookup(index, table) -> Mul(scale)`` (a codebook input's first nodes)."""
+
+    @staticmethod
+    def forward(ctx: Any, index: torch.Tensor, table: torch.Tensor, scale: torch.Tensor,
+                out_dtype: str) -> torch.Tensor:
+        return lookup(index.long(), table).to(scale.dtype) * scale
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        return None, None, None, None
+
+    @staticmethod
+    def symbolic(g: Any, index: Any, table: Any, scale: Any, out_dtype: str) -> Any:
+        level = g.op(f"{LOOKUP_DOMAIN}::{LOOKUP_OP}", index, table, out_dtype_s=out_dtype)
+        return g.op("Mul", level, scale)
+
+
+def lookup_levels(index: torch.Tensor, table: torch.Tensor, scale_log2: int,
+                  level_bits: int, training: bool = False) -> IntQuantTensor:
+    """(N, C) integer indices -> QuantTensor of ``table[c, index] * 2**scale_log2``
+    (table (C, L) or (1, L) integers of ``level_bits`` signed bits); exported as
+    IndexLookup + Mul, which the hardware flow makes a ``CodebookLookup``."""
+    scale = torch.tensor(2.0 ** scale_log2)
+    y = _LookupFn.apply(index, table.float(), scale, f"INT{level_bits}")
+    return IntQuantTensor(y, scale, torch.tensor(0.0), torch.tensor(float(level_bits)),
+                          signed=True, training=training)
+
+
+def grid_levels(levels: np.ndarray, scale_log2: int, level_bits: int) -> np.ndarray:
+    """(C, L) sorted float levels -> (C, L) distinct integer levels on the grid
+    ``2**scale_log2`` (``level_bits`` signed bits): rounded, then duplicates nudged apart
+    upwards (a table may repeat values, but distinct ones keep every index observable and
+    the nearest-level rule of the contract well defined)."""
+    hi = 2 ** (level_bits - 1) - 1
+    out = np.clip(np.round(np.asarray(levels, np.float64) / 2.0 ** scale_log2), -hi, hi)
+    out = np.atleast_2d(out)
+    if out.shape[1] > 2 * hi + 1:
+        raise ValueError(f"{out.shape[1]} distinct levels do not fit INT{level_bits} "
+                         "(narrow range)")
+    for row in out:
+        for j in range(1, len(row)):  # upwards, then back down from the top where needed
+            row[j] = max(row[j], row[j - 1] + 1)
+        row[-1] = min(row[-1], hi)
+        for j in range(len(row) - 2, -1, -1):
+            row[j] = min(row[j], row[j + 1] - 1)
+    return out
+
+
+def kmeans_levels(x: np.ndarray, levels: int, seed: int = 0) -> np.ndarray:
+    """(N, C) samples -> (C, L) sorted k-means++ centres per column (scikit-learn)."""
+    from sklearn.cluster import KMeans
+
+    x = np.asarray(x, np.float64)
+    out = np.empty((x.shape[1], levels))
+    for c in range(x.shape[1]):
+        km = KMeans(levels, init="k-means++", n_init=4, random_state=seed).fit(x[:, c:c + 1])
+        out[c] = np.sort(km.cluster_centers_.ravel())
+    return out
+
+
 class BoundaryQuantizer(nn.Module):
     """Per channel c, the index ``i = #{j : x >= boundaries[c, j]}`` in ``[0, L)``.
 
@@ -214,18 +276,9 @@ class LearnedQuantizer(BoundaryQuantizer):
     def fit(self, x: torch.Tensor, seed: int = 0) -> None:
         """Per-channel k-means of ``x`` (N, C) (scikit-learn): levels on the grid, boundaries
         at the float midpoints of the centres (not on any grid: learned)."""
-        from sklearn.cluster import KMeans
-
-        x = getattr(x, "value", x).double().cpu().numpy()
-        hi = 2 ** (self.level_bits - 1) - 1
-        for c in range(self.channels):
-            km = KMeans(self.levels, n_init=4, random_state=seed).fit(x[:, c:c + 1])
-            centres = np.sort(km.cluster_centers_.ravel())
-            levels = np.clip(np.round(centres / self.scale), -hi, hi)
-            # Distinct integer levels: nudge duplicates apart (a table may repeat values,
-            # but distinct ones make every index observable).
-            for j in range(1, len(levels)):
-                levels[j] = max(levels[j], min(levels[j - 1] + 1, hi))
-            self.table[c] = torch.as_tensor(levels, dtype=self.table.dtype)
-            self.boundaries[c] = torch.as_tensor((centres[1:] + centres[:-1]) / 2,
-                                                 dtype=self.boundaries.dtype)
+        centres = kmeans_levels(getattr(x, "value", x).double().cpu().numpy(), self.levels,
+                                seed)
+        table = grid_levels(centres, int(np.log2(self.scale)), self.level_bits)
+        self.table.copy_(torch.as_tensor(table, dtype=self.table.dtype))
+        self.boundaries.copy_(torch.as_tensor((centres[:, 1:] + centres[:, :-1]) / 2,
+                                              dtype=self.boundaries.dtype))
