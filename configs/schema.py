@@ -213,12 +213,33 @@ class MimoLlrData(_Strict):
         "1 (BPSK) or an even integer >= 2 (QAM: 2 = QPSK, 4 = 16-QAM, 6 = 64-QAM, ...)",
         "Bits per constellation symbol (phy.constellation).")
     snr_db: list[Number] = _f(
-        "a pair [lo, hi] of numbers with lo <= hi",
+        "a pair [lo, hi] of numbers with lo <= hi (or give snr_points instead)",
         "SNR range in dB (E_s/N0); each sample's SNR is uniform in [lo, hi].",
-        min_length=2, max_length=2)
+        min_length=2, max_length=2, default=None)
+    snr_points: list[Number] = _f(
+        "a list of 1 to 64 numbers (or give snr_db instead)",
+        "Discrete SNRs in dB (E_s/N0), the samples cycling through them (EQ-Net trains on "
+        "six log-spaced SNRs).", min_length=1, max_length=64, default=None)
     feature: Literal["soft_bits", "llr"] = _f(
-        "'soft_bits' or 'llr'",
-        "Network input: 'soft_bits' = tanh(L/2), 'llr' = L itself (L = ln P(b=1)/P(b=0)).")
+        "'soft_bits' or 'llr' (the single-MLP layout's input; may be omitted for the "
+        "paths layout, whose inputs name the features)",
+        "Network input: 'soft_bits' = tanh(L/2), 'llr' = L itself (L = ln P(b=1)/P(b=0)).",
+        default=None)
+
+    @model_validator(mode="after")
+    def _one_snr_key(self) -> MimoLlrData:
+        given = [k for k in ("snr_db", "snr_points") if k in self.model_fields_set]
+        if len(given) != 1:
+            raise _cross("snr_db", "both snr_db and snr_points given" if given else
+                         "missing required key", "snr_db: [lo, hi] or snr_points: [...], "
+                         "exactly one of them")
+        return self
+
+    def features(self) -> dict[str, int]:
+        """Features per named float feature of this data set (zoo.datasets._mimo_llr)."""
+        bits = self.n_t * self.bits_per_symbol
+        return {"llr": bits, "soft_bits": bits, "bits": bits, "y": 2 * self.n_r,
+                "H": 2 * self.n_r * self.n_t, "noise_std": 1}
 
     @field_validator("bits_per_symbol")
     @classmethod
@@ -229,8 +250,8 @@ class MimoLlrData(_Strict):
 
     @field_validator("snr_db")
     @classmethod
-    def _ordered(cls, v: list[float]) -> list[float]:
-        if v[0] > v[1]:
+    def _ordered(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and v[0] > v[1]:
             raise PydanticCustomError("snr_order", "lo > hi")
         return v
 
@@ -688,11 +709,22 @@ class Design(_Strict):
                          "model.inputs and model.paths; this model has the single-MLP layout",
                          "'mimo_llr' for the single-MLP layout (or give model.inputs and "
                          "model.paths)")
-        if kind == "mimo_llr" and layout != "mlp":
-            raise _cross("data.kind", "'mimo_llr' feeds the single-MLP layout "
-                         "(model.in_features <- data.feature); this model has the paths layout",
-                         "'synthetic_teacher' for the paths layout")
+        if isinstance(self.data, MimoLlrData) and isinstance(self.model, PathsModel):
+            have = self.data.features()
+            for n, d in self.model.inputs.items():
+                if d.kind == "codebook":
+                    continue  # indices from another network (EQ-Net g reads f_Q's)
+                if n not in have:
+                    raise _cross(f"model.inputs.{n}", f"data kind 'mimo_llr' has no feature "
+                                 f"{n!r}", f"an input named after one of {_choices(have)}")
+                if d.features != have[n]:
+                    raise _cross(f"model.inputs.{n}.features", f"{d.features} != the "
+                                 f"{have[n]} features of {n!r} for this data section",
+                                 str(have[n]))
         if isinstance(self.data, MimoLlrData) and isinstance(self.model, ModelConfig):
+            if self.data.feature is None:
+                raise _cross("data.feature", "missing required key (the single-MLP layout "
+                             "reads one feature)", "'soft_bits' or 'llr'")
             want = self.data.n_t * self.data.bits_per_symbol
             if self.model.in_features != want:
                 raise _cross(

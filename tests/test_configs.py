@@ -10,13 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
 import configs
 from configs import ConfigError, load_board, load_design, validate_board_file, validate_design_file
 from configs.__main__ import main as configs_main
-from configs.schema import Board, Design
+from configs.schema import Board, Design, validate_data
 
 DESIGN = "eqnet-fq-2x2-64qam"
 BOARD = "pynq-z2"
@@ -342,8 +343,16 @@ LAYOUT_CASES: list[tuple[str, str, Callable[[dict[str, Any]], None], str, list[s
      ["got -1", "integer >= 0"]),
     ("teacher-extra-key", TWO_IO, lambda d: d["data"].update(n_t=2), "data.n_t",
      ["unknown key", "allowed keys here: kind, teacher_seed"]),
-    ("mimo-data-paths", TWO_IO, _eqnet_data, "data.kind",
-     ["'mimo_llr' feeds the single-MLP layout", "'synthetic_teacher' for the paths layout"]),
+    ("mimo-data-paths", TWO_IO, _eqnet_data, "model.inputs.a",
+     ["data kind 'mimo_llr' has no feature 'a'", "an input named after one of 'llr', "]),
+    ("mimo-data-paths-width", TWO_IO, lambda d: (_eqnet_data(d), _rename_input("a", "y")(d)),
+     "model.inputs.y.features", ["8 != the 4 features of 'y' for this data section"]),
+    ("snr-both", DESIGN, lambda d: d["data"].update(snr_points=[10.0, 12.0]), "data.snr_db",
+     ["both snr_db and snr_points given", "exactly one of them"]),
+    ("snr-none", DESIGN, lambda d: d["data"].pop("snr_db"), "data.snr_db",
+     ["missing required key", "snr_points"]),
+    ("mlp-no-feature", DESIGN, lambda d: d["data"].pop("feature"), "data.feature",
+     ["missing required key (the single-MLP layout reads one feature)"]),
     ("synthetic-data-mlp", DESIGN, lambda d: d.update(data={"kind": "synthetic_teacher"}),
      "data.kind", ["draws inputs and targets from model.inputs",
                    "'mimo_llr' for the single-MLP layout"]),
@@ -536,3 +545,26 @@ def test_cli_check_fails(config_dir: Path, capsys: pytest.CaptureFixture[str]) -
     assert configs_main(["check", BOARD]) == 0                   # only the named one
     assert configs_main(["check", "no-such-config"]) == 1
     assert "unknown name 'no-such-config'" in capsys.readouterr().out
+
+
+def test_snr_points_and_paths_inputs_named_after_mimo_features(tmp_path: Path) -> None:
+    """Positive controls of the cases above: discrete SNR points (cycled through, as EQ-Net's
+    six training SNRs) and a paths-layout model whose inputs are mimo_llr features."""
+    from zoo.datasets import design_data
+
+    d = _raw("designs", DESIGN)
+    d["data"].pop("snr_db")
+    d["data"]["snr_points"] = [10.0, 20.0, 30.0]
+    validate_data(d, Design, tmp_path / f"{DESIGN}.yaml", "design")
+    data = design_data(d, 6, seed=0, cache_dir=None)
+    noise = data["noise_std"][:, 0] ** 2  # N0 = 10^(-SNR/10): the points in order, twice
+    np.testing.assert_allclose(noise, 10.0 ** (-np.array([10, 20, 30, 10, 20, 30]) / 10))
+    two = _raw("designs", TWO_IO)
+    two["data"] = d["data"]
+    two["model"]["inputs"] = {"y": {"features": 4, "bits": 8, "scale_log2": -5},
+                              "b": two["model"]["inputs"]["b"]}
+    two["model"]["inputs"]["b"] = {"kind": "codebook", "features": 4, "levels": 8, "bits": 8,
+                                   "scale_log2": -7}
+    two["model"]["paths"]["p"]["from"] = "y"
+    with pytest.raises(ConfigError, match="'regression' trains against target"):
+        validate_data(two, Design, tmp_path / f"{TWO_IO}.yaml", "design")

@@ -41,7 +41,9 @@ def dataset(kind: str) -> Callable[[Dataset], Dataset]:
 def _mimo_llr(design: dict[str, Any], n: int, seed: int,
               cache_dir: Path | None) -> dict[str, np.ndarray]:
     d = design["data"]
-    ds = mimo_llr_dataset(n, snr_db=tuple(d["snr_db"]), n_t=d["n_t"], n_r=d["n_r"],
+    # A [lo, hi] range (tuple: uniform draws) or discrete points (list: cycled through).
+    snr = tuple(d["snr_db"]) if d.get("snr_db") is not None else list(d["snr_points"])
+    ds = mimo_llr_dataset(n, snr_db=snr, n_t=d["n_t"], n_r=d["n_r"],
                           bits_per_symbol=d["bits_per_symbol"], seed=seed,
                           cache_dir=str(cache_dir) if cache_dir is not None else None)
     llr = ds["llr"].astype(np.float32)
