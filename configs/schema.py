@@ -130,7 +130,8 @@ def _f(allowed: str, description: str, extra: dict[str, Any] | None = None,
                  json_schema_extra={"allowed": allowed, **(extra or {})}, **kw)
 
 
-def _number(gt: float | None = None, ge: float | None = None) -> Any:
+def _number(gt: float | None = None, ge: float | None = None, le: float | None = None
+            ) -> Any:
     """A finite int or float (kept as given: 100 stays 100, so dumps equal the YAML)."""
 
     def check(v: Any) -> Any:
@@ -142,6 +143,8 @@ def _number(gt: float | None = None, ge: float | None = None) -> Any:
             raise PydanticCustomError("greater_than", "must be > {gt}", {"gt": gt})
         if ge is not None and not v >= ge:
             raise PydanticCustomError("greater_than_equal", "must be >= {ge}", {"ge": ge})
+        if le is not None and not v <= le:
+            raise PydanticCustomError("less_than_equal", "must be <= {le}", {"le": le})
         return v
 
     schema: dict[str, Any] = {"type": "number"}
@@ -651,9 +654,16 @@ class HwConfig(_Strict):
     unroll_cutoff: PositiveNumber = _f(
         "a number > 0", "da4ml adder levels per pipeline stage of unrolled layers.",
         default=2.0)
-    utilization_ceiling: _number(gt=0) = _f(
+    utilization_ceiling: _number(gt=0, le=1) = _f(
         "a number in (0, 1]", "Fraction of the part's LUT/FF/DSP/BRAM a configuration "
-        "chosen by the search may use.", default=0.8)
+        "chosen by the search may use, and that every build's resource check "
+        "(hw.steps.step_check_resources) allows.", default=0.8)
+    resource_check: Literal["refuse", "warn"] = _f(
+        "refuse or warn (may be omitted; default refuse)",
+        "A folded design over utilization_ceiling of any resource (hw.resources model): "
+        "refuse stops the build before RTL generation, naming what does not fit; warn "
+        "(experts) builds it anyway and records the overrun. make hw RESOURCE_CHECK=warn "
+        "sets it for one build.", default="refuse")
 
     @model_validator(mode="after")
     def _folding(self) -> HwConfig:

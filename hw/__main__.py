@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from hw.build import PackageOutError, build_package
+from hw.errors import ResourceBudgetError
 from hw.flow import BuildLockedError
 
 
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         m = build_package(a.design, a.board, a.run, a.out, a.folding, resume=not a.no_resume,
                           cosim=a.cosim, lock_timeout=a.lock_timeout,
                            speed=a.speed)
-    except (PackageOutError, BuildLockedError, FileNotFoundError) as e:
+    except (PackageOutError, BuildLockedError, FileNotFoundError, ResourceBudgetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from hw.verify import format_table

@@ -181,6 +181,26 @@ def estimates_summary(report_dir: Path, clock_mhz: float) -> dict[str, Any]:
     }
 
 
+def resource_check_summary(report_dir: Path) -> dict[str, Any] | None:
+    """The manifest's ``resource_check``: the build's resource check
+    (hw.steps.step_check_resources, report/resource_check.json, packaged as
+    reports/resource_check.json): whether the design fits under the ceiling, the policy it
+    ran under, and per resource ``used``, ``available``, ``percent``, ``limit`` and
+    ``margin`` (limit - used). None for a build without the check."""
+    from hw.resources import RESOURCE_REPORT
+
+    path = report_dir / RESOURCE_REPORT
+    if not path.is_file():
+        return None
+    r = json.loads(path.read_text())
+    return {"fits": r["fits"], "policy": r["policy"], "ceiling": r["ceiling"],
+            "part": r["part"], "resources": r["resources"],
+            "top_layers": {k: v for k, v in r["top_layers"].items()
+                           if r["resources"][k]["over"]},
+            "report": f"reports/{RESOURCE_REPORT}",
+            "method": r["method"]}
+
+
 def compile_and_verify(qonnx_path: Path, build_dir: Path, design: dict[str, Any],
                        board: dict[str, Any], inputs: dict[str, np.ndarray] | np.ndarray,
                        expected: dict[str, np.ndarray] | np.ndarray,
@@ -288,8 +308,10 @@ def build_package(design_name: str, board_name: str, run: Path, out: Path,
                   speed: str | None = None) -> dict[str, Any]:
     """The whole ``make hw``: build, verify and package into a staging folder beside ``out``,
     then swap it in. A package that fails verification never replaces ``out``: it is kept
-    as ``<out>.failed``. With ``cosim``, the Verilator co-simulation of the golden vectors
-    (no Yosys) is part of the verification. Returns the manifest."""
+    as ``<out>.failed``. A build that stops (an error, e.g. the resource check's
+    hw.errors.ResourceBudgetError) leaves ``out`` as it was and no staging folder. With
+    ``cosim``, the Verilator co-simulation of the golden vectors (no Yosys) is part of the
+    verification. Returns the manifest."""
     check_out_dir(out, run)
     out.parent.mkdir(parents=True, exist_ok=True)
     with build_lock(out.parent, lock_timeout, name=f".{out.name}.lock"):
@@ -403,6 +425,7 @@ def _build_into(design_name: str, board_name: str, run: Path, out: Path,
         "rtl": {"filelist": "rtl/filelist.f", "files": rtl_files,
                 "top_layers": [n.name for n in finn_model.graph.node]},
         "estimates": estimates_summary(build_dir / "report", board["clock_mhz"]),
+        "resource_check": resource_check_summary(build_dir / "report"),
         "golden": {str(k): int((golden.sets == k).sum()) for k in np.unique(golden.sets)},
         "verification": table,
         "coverage": coverage,

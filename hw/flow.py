@@ -41,6 +41,7 @@ OFFLINE_STEPS: list[str] = [
     "step_apply_folding_config",
     "step_minimize_bit_width",
     "step_unroll_layers",
+    "step_check_resources",  # refuses a design over the board's ceiling, before any RTL
     "step_generate_estimate_reports",
     "step_hw_codegen",
 ]
@@ -53,6 +54,9 @@ STEP_CODE = [_HW / "steps.py", _HW / "ties.py", _HW / "activation_thresholds.py"
              # the contract's names): tests/test_build_reliability.py checks the closure
              _HW / "unrolled_rtl.py", _HW / "iodma.py", _HW / "threshold_proof.py",
              _HW / "verify.py", _HW.parent / "contract" / "iospec.py",
+             # step_check_resources: the resource model and the stream glue it counts
+             # (a changed model may refuse or admit a design: its check is redone)
+             _HW / "resources.py", _HW / "rtlsim" / "stitch.py",
              # the floor's quantizer modules define what the learned-quantizer nodes mean
              _HW.parent / "zoo" / "quantizers.py", _HW.parent / "zoo" / "onnx_ops.py"]
 # Our transformations, custom ops and their SystemVerilog templates: globbed at key time,
@@ -93,12 +97,15 @@ def inject_fault(step: str) -> None:
 
 def resolve_steps(names: list[str], errors: list[BaseException],
                    journal: BuildJournal | None = None,
-                   hw_cfg: dict[str, Any] | None = None) -> list[Any]:
+                   hw_cfg: dict[str, Any] | None = None,
+                   context: dict[str, Any] | None = None) -> list[Any]:
     """Step callables (ours from hw.steps, FINN's from its registry), each wrapped so that
     an exception is kept for the caller (FINN's builder logs it and only returns -1) and,
     with a journal, so that every earlier step is journaled once FINN has saved it. Our
     steps marked ``uses_design_hw`` also get the design's ``hw`` section (FINN's
-    DataflowBuildConfig has no place for our keys, e.g. ``impl``)."""
+    DataflowBuildConfig has no place for our keys, e.g. ``impl``); those marked
+    ``uses_build_context`` get ``context`` ({"design": ..., "board": ...}: the dicts the
+    inputs key hashes)."""
     from finn.builder.build_dataflow_steps import build_dataflow_step_lookup
 
     import hw.steps as ours
@@ -113,6 +120,8 @@ def resolve_steps(names: list[str], errors: list[BaseException],
                 inject_fault(name)
                 if getattr(step, "uses_design_hw", False):
                     return step(model, cfg, hw_cfg or {})
+                if getattr(step, "uses_build_context", False):
+                    return step(model, cfg, context or {})
                 return step(model, cfg)
             except BaseException as e:
                 errors.append(e)
@@ -144,8 +153,14 @@ def run_finn_build(model_path: Path, build_dir: Path, design: dict[str, Any],
                    folding_file: Path | None = None, resume: bool = True,
                    lock_timeout: float = -1) -> dict[str, Any]:
     """Run FINN's builder (offline steps by default), resuming after the last step the
-    journal proves finished (hw.journal); one build of a folder at a time (a file lock)."""
+    journal proves finished (hw.journal); one build of a folder at a time (a file lock).
+    ``$RESOURCE_CHECK`` (``make hw RESOURCE_CHECK=warn``) sets the design's
+    ``hw.resource_check`` for a build that runs step_check_resources, inside the key."""
+    from hw.resources import with_resource_check_env
+
     steps = steps or OFFLINE_STEPS
+    if "step_check_resources" in steps:
+        design = with_resource_check_env(design)
     build_dir = build_dir.resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
 
@@ -217,7 +232,8 @@ def _run_builder(model_path: Path, build_dir: Path, design: dict[str, Any],
                  start: str | None, journal: BuildJournal) -> None:
     errors: list[BaseException] = []
     cfg = dataflow_config(build_dir, design, board,
-                          resolve_steps(steps, errors, journal, design.get("hw", {})),
+                          resolve_steps(steps, errors, journal, design.get("hw", {}),
+                                        {"design": design, "board": board}),
                           start, folding_file)
     run_builder(model_path, cfg, errors)
     journal.finished(steps[-1])

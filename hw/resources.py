@@ -12,6 +12,8 @@ API
     estimates_table(model, part) -> one row per node: FINN's and our LUT/FF/DSP/BRAM18
     render_markdown(rows) -> a markdown table (a ``yosys`` dict in a row adds its column)
     fits(model_or_estimate, board, ceiling=0.8) -> (bool, reasons)
+    budget_report(estimate, ceiling) / budget_lines(report): the build's resource check
+        (hw.steps.step_check_resources; policy hw.resource_check / $RESOURCE_CHECK)
     mvu_lanes / mvau_dsp: the DSP packing rule of finn-rtllib's MVU
     PARTS / part_info: capacities (LUT, FF, DSP, BRAM18, URAM) of the parts we target
 
@@ -757,6 +759,100 @@ def fits(model_or_estimate: Any, board: str, ceiling: float = 0.8) -> tuple[bool
     if over:
         return False, [f"over: {x}" for x in over]
     return True, [f"ok: {x}" for x in lines]
+
+
+# ------------------------------------------------------------------ the build's budget check
+#: The design key (``hw.resource_check``) and environment variable (``make hw
+#: RESOURCE_CHECK=warn``) of the build's resource check (hw.steps.step_check_resources):
+#: "refuse" (default) stops the build before RTL generation when the folded design is over
+#: ``hw.utilization_ceiling`` of any resource; "warn" (experts) builds it anyway and
+#: records the overrun in report/resource_check.json.
+RESOURCE_CHECK_KEY = "resource_check"
+RESOURCE_CHECK_ENV = "RESOURCE_CHECK"
+RESOURCE_CHECK_POLICIES = ("refuse", "warn")
+RESOURCE_REPORT = "resource_check.json"
+
+
+def resource_check_policy(hw_cfg: dict[str, Any] | None) -> str:
+    """The design's ``hw.resource_check`` ("refuse" when unset), validated."""
+    policy = (hw_cfg or {}).get(RESOURCE_CHECK_KEY) or "refuse"
+    if policy not in RESOURCE_CHECK_POLICIES:
+        raise ValueError(f"hw.{RESOURCE_CHECK_KEY} / {RESOURCE_CHECK_ENV}={policy!r}: one of "
+                         f"{', '.join(RESOURCE_CHECK_POLICIES)}")
+    return policy
+
+
+def with_resource_check_env(design: dict[str, Any], environ: Any = None) -> dict[str, Any]:
+    """The design with ``$RESOURCE_CHECK`` (when set) as its ``hw.resource_check``, so
+    that the build's inputs key covers the policy a build ran under (a build let through
+    by ``warn`` is not resumed as checked by a later run that refuses). Unchanged when the
+    variable is unset or empty."""
+    import os
+
+    value = (os.environ if environ is None else environ).get(RESOURCE_CHECK_ENV, "")
+    if not value:
+        return design
+    resource_check_policy({RESOURCE_CHECK_KEY: value})
+    return {**design, "hw": {**(design.get("hw") or {}), RESOURCE_CHECK_KEY: value}}
+
+
+def budget_report(est: dict[str, Any], ceiling: float = 0.8, top: int = 3) -> dict[str, Any]:
+    """The build's resource check of one :func:`estimate`: per resource ``used``,
+    ``available``, ``percent``, ``limit`` (the ceiling in units, floored), ``margin``
+    (limit - used, negative when over) and ``over``; the ``top`` layers by each resource
+    (glue included: FIFOs and width converters are real cost); ``fits`` as :func:`fits`
+    decides it. Deterministic for a given model (the report is a build artifact)."""
+    import math
+
+    if not 0 < ceiling <= 1:
+        raise ValueError(f"ceiling {ceiling} must be in (0, 1]")
+    cap = est["capacity"]
+    resources, top_layers = {}, {}
+    for k in RES:
+        used = int(est["total"][k])
+        # over exactly as fits() decides (used > ceiling * capacity); for an integer count
+        # that is used > floor(ceiling * capacity), the limit shown
+        limit = int(math.floor(ceiling * cap[k]))
+        resources[k] = {"used": used, "available": int(cap[k]),
+                        "percent": round(100.0 * used / cap[k], 2) if cap[k] else 0.0,
+                        "limit": limit, "margin": limit - used,
+                        "over": used > ceiling * cap[k]}
+        rows = sorted(((int(r["model"][k]), name, r["op_type"])
+                       for name, r in est["layers"].items() if r["model"][k]),
+                      key=lambda x: (-x[0], x[1]))[:top]
+        top_layers[k] = [{"name": name, "op_type": op, "used": n,
+                          "percent_of_design": round(100.0 * n / used, 1) if used else 0.0}
+                         for n, name, op in rows]
+    return {
+        "part": est["part"], "family": est["family"], "dsp_block": est["dsp_block"],
+        "ceiling": float(ceiling), "fits": not any(r["over"] for r in resources.values()),
+        "resources": resources,
+        "top_layers": top_layers,
+        "layers": {name: {"op_type": r["op_type"], "glue": r["glue"],
+                          **{k: int(r["model"][k]) for k in RES}}
+                   for name, r in est["layers"].items()},
+        "finn_total": est["finn_total"],
+        "method": est["method"],
+    }
+
+
+def budget_lines(report: dict[str, Any], which: str = "over") -> list[str]:
+    """Readable lines of a :func:`budget_report`: ``which`` "over" (each resource over the
+    ceiling with its top layers) or "all" (every resource and its margin)."""
+    pct = 100 * report["ceiling"]
+    lines = []
+    for k, r in report["resources"].items():
+        if which == "over" and not r["over"]:
+            continue
+        lines.append(f"{k}: {r['used']:,} used / {r['available']:,} available = "
+                     f"{r['percent']:.1f}% (ceiling {pct:g}% = {r['limit']:,}; "
+                     + (f"over by {-r['margin']:,})" if r["over"]
+                        else f"margin {r['margin']:,})"))
+        if which == "over":
+            for t in report["top_layers"][k]:
+                lines.append(f"    {t['name']} ({t['op_type']}): {t['used']:,} {k} "
+                             f"({t['percent_of_design']:.0f}% of the design's)")
+    return lines
 
 
 # ------------------------------------------------------------------ Yosys counts

@@ -7,6 +7,8 @@ logs, times and checkpoints them (``intermediate_models/<step>.onnx``).
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,10 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 
 import hw.activation_thresholds  # noqa: F401  (registers the Tanh/Sigmoid handler with FINN)
 import hw.custom_ops  # noqa: F401  (registers our RTL variants with FINN's SpecializeLayers)
-from hw.errors import UnsupportedModelError
+from hw.errors import ResourceBudgetError, UnsupportedModelError
+from hw.resources import RESOURCE_CHECK_ENV as R_ENV
+from hw.resources import RESOURCE_CHECK_KEY as R_KEY
+from hw.resources import RESOURCE_REPORT as R_REPORT
 from hw.ties import place_half_even_after_conversion, place_half_even_on_integers
 from hw.transforms.branches import merge_branches
 from hw.transforms.joins import streamline_across_joins
@@ -374,3 +379,78 @@ def step_check_rtl_only(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelW
                 "FINN has no RTL variant for this layer here (SpecializeLayers fell back to "
                 "HLS); HLS layers need Vitis HLS, and this flow generates and simulates RTL only")
     return model
+
+
+def resource_advice(design: dict[str, Any], board: dict[str, Any], cfg: Any) -> list[str]:
+    """What to do about a design that does not fit: the real options of this repository."""
+    name, bname = design.get("name", "<design>"), board.get("name", "<board>")
+    hw_cfg = design.get("hw") or {}
+    impl = hw_cfg.get("impl", "folded")
+    ceiling = float(hw_cfg.get("utilization_ceiling", 0.8))
+    out = [f"`make hw SPEED=max DESIGN={name} BOARD={bname}`: searches the fastest folding "
+           f"(and impl) that fits within hw.utilization_ceiling {ceiling:g} on this board "
+           "(hw/speed.py), with this same resource model;"]
+    if cfg.folding_config_file:
+        out.append(f"or fold more: this build's folding is the JSON {cfg.folding_config_file} "
+                   "(hw.folding_config or --folding); give the layers above fewer PE/SIMD;")
+    else:
+        out.append(f"or fold more: lower hw.target_fps (now {hw_cfg.get('target_fps')}, "
+                   f"FINN's SetFolding) in configs/designs/{name}.yaml, or name a folding "
+                   "JSON with fewer PE/SIMD in hw.folding_config (or `python -m hw --folding "
+                   "FILE`);")
+    if impl != "folded":
+        out.append(f"or fold the unrolled layers (hw.impl is {impl!r}; unrolled layers cost "
+                   "LUTs, not DSPs): hw.impl: folded;")
+    out.append(f"experts only: `make hw DESIGN={name} BOARD={bname} {R_ENV}=warn` (or "
+               f"hw.{R_KEY}: warn in the design) builds it anyway and records the overrun "
+               "(Vivado may then fail to place or route it); hw.utilization_ceiling (at "
+               "most 1) moves the ceiling.")
+    return out
+
+
+def step_check_resources(model: ModelWrapper, cfg: DataflowBuildConfig,
+                         ctx: dict[str, Any]) -> ModelWrapper:
+    """Refuse a folded design that does not fit the board, before any RTL is generated.
+
+    Counts the graph that becomes RTL (after folding, bit-width minimization and
+    unrolling) with hw.resources.estimate for ``cfg.fpga_part``: our corrected model,
+    with the FIFOs and width converters the stitcher adds (FINN's own estimate leaves
+    them and the MVAU LUTs out and halves the DSPs). Writes report/resource_check.json
+    (every resource's use, limit and margin under ``hw.utilization_ceiling``, the top
+    layers by each) and, when a resource is over the ceiling and ``hw.resource_check`` is
+    "refuse" (the default), raises :class:`hw.errors.ResourceBudgetError` naming the
+    design, board, part, each resource over, the layers that use most of it, and what to
+    do. "warn" (``make hw RESOURCE_CHECK=warn``) builds it anyway."""
+    from hw.resources import budget_lines, budget_report, estimate, resource_check_policy
+
+    design, board = ctx.get("design") or {}, ctx.get("board") or {}
+    hw_cfg = design.get("hw") or {}
+    policy = resource_check_policy(hw_cfg)
+    ceiling = float(hw_cfg.get("utilization_ceiling", 0.8))
+    part = cfg.fpga_part
+    report = {"design": design.get("name"), "board": board.get("name", cfg.board),
+              "policy": policy, **budget_report(estimate(model, part), ceiling)}
+    out = Path(cfg.output_dir) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / R_REPORT).write_text(json.dumps(report, indent=1) + "\n")
+    if report["fits"]:
+        print(f"resource check ({part}, ceiling {100 * ceiling:g}%): fits; "
+              + "; ".join(budget_lines(report, "all")))
+        return model
+    over = [{"resource": k, **r, "ceiling": ceiling, "top_layers": report["top_layers"][k]}
+            for k, r in report["resources"].items() if r["over"]]
+    msg = (f"{report['design']} does not fit {report['board']} ({part}) with its folding: "
+           f"{', '.join(o['resource'] for o in over)} over the "
+           f"{100 * ceiling:g}% utilization ceiling (hw.resources model: the RTL's "
+           "structure, calibrated against Yosys; glue included)\n  "
+           + "\n  ".join(budget_lines(report, "over"))
+           + "\nWhat to do:\n  " + "\n  ".join(resource_advice(design, board, cfg))
+           + f"\n(report: {out / R_REPORT})")
+    if policy == "warn":
+        print(f"WARNING ({R_ENV}=warn): {msg}", file=sys.stderr)
+        return model
+    raise ResourceBudgetError(msg, str(report["design"]), str(report["board"]), part, over,
+                              report)
+
+
+step_check_resources.uses_build_context = True  # type: ignore[attr-defined]

@@ -1,5 +1,6 @@
 """hw.resources: the MVU's DSP packing rule, the corrected model on a small graph,
-fits() with a negative control; slow: the model against Yosys on the default package."""
+fits() with a negative control, the build's budget report (tests/test_fit_check.py has
+the step that uses it); slow: the model against Yosys on the default package."""
 
 from __future__ import annotations
 
@@ -177,6 +178,31 @@ def test_fits_on_a_model() -> None:
     assert ok, reasons
     ok, reasons = R.fits(small_graph(), "pynq-z2", ceiling=0.0001)
     assert not ok and any("DSP" in r for r in reasons)
+
+
+@pytest.mark.parametrize("ceiling, dsps", [(0.8, 220), (0.7, 220), (0.55, 220), (1.0, 220),
+                                           (0.001, 220), (0.29, 100)])
+def test_budget_report_agrees_with_fits(ceiling: float, dsps: int,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build's check (budget_report) refuses exactly what fits() refuses, and its
+    ``limit`` is the largest count that passes (float products on either side of an
+    integer included: 0.55 * 220 = 121.00000000000001, 0.29 * 100 = 28.999999999999996)."""
+    import dataclasses
+
+    monkeypatch.setitem(R.PARTS, "xc7z020", dataclasses.replace(R.PARTS["xc7z020"], DSP=dsps))
+    part = "xc7z020clg400-1"
+    cap = {k: getattr(R.part_info(part), k) for k in R.RES}
+    for dsp in range(0, dsps + 1):
+        est = {"part": part, "family": "xc7", "dsp_block": "DSP48E1", "capacity": cap,
+               "total": {"LUT": 0, "FF": 0, "DSP": dsp, "BRAM18": 0}, "layers": {},
+               "finn_total": {}, "method": ""}
+        rep = R.budget_report(est, ceiling)
+        assert rep["fits"] == R.fits(est, part, ceiling)[0], dsp
+        r = rep["resources"]["DSP"]
+        assert r["over"] == (dsp > r["limit"]) and r["margin"] == r["limit"] - dsp
+        assert [ln.startswith("DSP:") for ln in R.budget_lines(rep)] == [True] * r["over"]
+    with pytest.raises(ValueError, match="ceiling"):
+        R.budget_report(est, 1.5)
 
 
 def test_part_capacities() -> None:
