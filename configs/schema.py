@@ -194,7 +194,7 @@ def _choices(names: Iterable[str]) -> str:
 
 
 #: Training tasks (train.tasks.TASKS; tests/test_train_tasks.py checks the two agree).
-TASK_NAMES = ("reconstruction", "regression", "classification")
+TASK_NAMES = ("reconstruction", "regression", "classification", "eqnet_stage1", "from_run")
 #: Default task by model layout when train.task is omitted (the registry's default,
 #: zoo.registry.task_of; tests/test_train_tasks.py checks it for every shipped design).
 DEFAULT_TASK = {"mlp": "reconstruction", "paths": "regression"}
@@ -602,7 +602,21 @@ class Recipe(_Strict):
         return self
 
 
-RECONSTRUCTION_KEYS = ("decoder_hidden", "loss", "loss_eps")
+
+
+class SourceConfig(_Strict):
+    """Where a ``from_run`` design's trained state comes from."""
+
+    design: Annotated[str, Field(strict=True, pattern=NAME_RE)] = _f(
+        "a design name", "The design whose run holds the state (runs/<design>).")
+    key: Annotated[str, Field(strict=True, min_length=1)] = _f(
+        "a checkpoint key, e.g. 'decoder'", "The entry of that run's checkpoint.pt.")
+
+
+#: Keys read only by some tasks: task -> (required keys, optional keys).
+TASK_KEYS = {"reconstruction": (("decoder_hidden", "loss", "loss_eps"), ()),
+             "eqnet_stage1": (("decoder_design", "loss_eps"), ("finetune_epochs",)),
+             "from_run": (("source",), ())}
 
 
 class TrainConfig(_Strict):
@@ -622,6 +636,18 @@ class TrainConfig(_Strict):
     loss_eps: PositiveNumber = _f(
         "a number > 0, write 1.0e-6, not 1e-6 (reconstruction task only, required there)",
         "eps of weighted_mse's weight 1/(|x| + eps); read even when loss is 'mse'.",
+        default=None)
+    decoder_design: Annotated[str, Field(strict=True, pattern=NAME_RE)] = _f(
+        "a design name (eqnet_stage1 only, required there)",
+        "The deployed decoder g trained jointly with this f_Q (train.tasks.eqnet).",
+        default=None)
+    finetune_epochs: Annotated[int, Field(strict=True, ge=0)] = _f(
+        "an integer >= 0 (eqnet_stage1 only; default 0)",
+        "Epochs of g alone on the k-means-quantized latents after the fit, f_Q frozen.",
+        default=None)
+    source: SourceConfig = _f(
+        "a mapping {design, key} (from_run only, required there)",
+        "The checkpoint entry this design's network takes (runs/<design>/checkpoint.pt).",
         default=None)
     recipes: dict[str, Recipe] = _f("a non-empty mapping name -> recipe",
                                     "Training recipes by name.", min_length=1)
@@ -745,23 +771,28 @@ class Design(_Strict):
         task, given = self.task, self.train.task is not None
         how = f"train.task is {task!r}" if given else (
             f"the default task of the {layout} layout is {task!r}")
-        if task == "reconstruction":
-            if layout != "mlp":
-                raise _cross("train.task", "'reconstruction' trains a one-input, one-output "
-                             "network with a decoder; this model has the paths layout",
-                             "'regression' or 'classification'")
-            for k in RECONSTRUCTION_KEYS:
-                if k not in self.train.model_fields_set:
-                    raise _cross(f"train.{k}", f"missing required key ({how})",
-                                 _allowed(TrainConfig.model_fields[k]) or "")
-        else:
-            if kind == "mimo_llr":
-                raise _cross("train.task", f"{task!r} trains against target:<output> "
-                             "features; data kind 'mimo_llr' has none", "'reconstruction'")
-            for k in RECONSTRUCTION_KEYS:
-                if k in self.train.model_fields_set:
-                    raise _cross(f"train.{k}", f"only read by the reconstruction task ({how})",
-                                 "omit it, or train.task: reconstruction")
+        if task == "reconstruction" and layout != "mlp":
+            raise _cross("train.task", "'reconstruction' trains a one-input, one-output "
+                         "network with a float decoder; this model has the paths layout",
+                         "'regression', 'classification' or 'eqnet_stage1'")
+        if task == "eqnet_stage1" and (layout != "paths" or kind != "mimo_llr"):
+            raise _cross("train.task", "'eqnet_stage1' trains a paths-layout f_Q on "
+                         "mimo_llr data", "a paths-layout model with data.kind 'mimo_llr'")
+        if task in ("regression", "classification") and kind == "mimo_llr":
+            raise _cross("train.task", f"{task!r} trains against target:<output> "
+                         "features; data kind 'mimo_llr' has none",
+                         "'reconstruction' or 'eqnet_stage1'")
+        required, optional = TASK_KEYS.get(task, ((), ()))
+        for k in required:
+            if k not in self.train.model_fields_set:
+                raise _cross(f"train.{k}", f"missing required key ({how})",
+                             _allowed(TrainConfig.model_fields[k]) or "")
+        for other, (req, opt) in TASK_KEYS.items():
+            for k in req + opt:
+                if other != task and k not in required + optional and \
+                        k in self.train.model_fields_set:
+                    raise _cross(f"train.{k}", f"only read by the {other} task ({how})",
+                                 f"omit it, or train.task: {other}")
         return self
 
 

@@ -361,10 +361,18 @@ LAYOUT_CASES: list[tuple[str, str, Callable[[dict[str, Any]], None], str, list[s
     ("data-kind-near", TWO_IO, lambda d: d["data"].update(kind="synthetic_teachr"),
      "data.kind", ["did you mean 'synthetic_teacher'"]),
     ("task-unknown", TWO_IO, lambda d: d["train"].update(task="denoising"), "train.task",
-     ["got 'denoising'", "'reconstruction', 'regression' or 'classification'"]),
+     ["got 'denoising'", "'reconstruction', 'regression', 'classification', "
+                         "'eqnet_stage1' or 'from_run'"]),
     ("task-reconstruction-paths", TWO_IO, lambda d: d["train"].update(task="reconstruction"),
      "train.task", ["'reconstruction' trains a one-input, one-output network",
-                    "'regression' or 'classification'"]),
+                    "'regression', 'classification' or 'eqnet_stage1'"]),
+    ("stage1-on-synthetic", TWO_IO, lambda d: d["train"].update(task="eqnet_stage1"),
+     "train.task", ["'eqnet_stage1' trains a paths-layout f_Q on mimo_llr data"]),
+    ("from-run-no-source", TWO_IO, lambda d: d["train"].update(task="from_run"),
+     "train.source", ["missing required key (train.task is 'from_run')", "{design, key}"]),
+    ("source-on-regression", TWO_IO, lambda d: d["train"].update(
+        source={"design": "x", "key": "decoder"}), "train.source",
+     ["only read by the from_run task", "omit it, or train.task: from_run"]),
     ("decoder-on-regression", TWO_IO, lambda d: d["train"].update(decoder_hidden=[8]),
      "train.decoder_hidden", ["only read by the reconstruction task (train.task is "
                               "'regression')", "omit it"]),

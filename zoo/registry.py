@@ -120,3 +120,8 @@ def paths_net(design: dict[str, Any]) -> nn.Module:
 
 register("synthetic", "two_io", dataset="synthetic_teacher", task="regression")(paths_net)
 register("synthetic", "codebook", dataset="synthetic_teacher", task="regression")(paths_net)
+# EQ-Net's paths-layout networks (configs/designs: inputs, paths, heads): an encoder (f_Q
+# with a per-latent k-means head, f_E) trained by eqnet_stage1, and the branched decoder g
+# reading k-means indices, which takes its weights from f_Q's run (from_run).
+register("eqnet", "encoder", dataset="mimo_llr", task="eqnet_stage1")(paths_net)
+register("eqnet", "decoder", dataset="mimo_llr", task="from_run")(paths_net)

@@ -8,7 +8,7 @@
   logits against class indices ``target:<output>``.
 """
 
-from train.tasks import classification, reconstruction, regression  # noqa: F401 (register)
+from train.tasks import classification, eqnet, reconstruction, regression  # noqa: F401 (register)
 from train.tasks.base import (
     TASKS,
     VAL_SAMPLES,

@@ -1,0 +1,141 @@
+"""EQ-Net stage 1 (train.tasks.eqnet): f_Q with a per-latent k-means head and the deployed
+branched decoder g trained together on eq. 7 with sigma_u noise, k-means, g fine-tuned on
+the quantized latents; g's own design takes the decoder from f_Q's run (from_run). Tiny
+2x2 QPSK designs on real exact-ML LLRs (phy)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import configs
+from configs.schema import Design, validate_data
+from train.run import fit_design, save_run
+from train.tasks import eqnet
+from train.tasks.eqnet import eq7_loss
+
+DATA = {"kind": "mimo_llr", "n_t": 2, "n_r": 2, "bits_per_symbol": 2,
+        "snr_points": [0.0, 4.0, 8.0]}
+RECIPE = {"samples": 8192, "epochs": 8, "batch_size": 256, "lr": 1.0e-2, "seed": 0}
+COMMON = {"train": {"recipes": {"tiny": RECIPE}}, "export": {"golden_vectors": 10},
+          "hw": {"target_fps": 1000}, "data": DATA}
+FQ = {"name": "eqnet-fq-test", "family": "eqnet", "network": "encoder",
+      "model": {"inputs": {"soft_bits": {"features": 4, "bits": 8, "scale_log2": -7}},
+                "paths": {"latent": {"from": "soft_bits", "hidden": [16, 16],
+                                     "out_features": 3,
+                                     "head": {"kind": "kmeans", "activation": "tanh",
+                                              "levels": 8, "noise_std": 0.001}}},
+                "weight_bits": 6, "act_bits": 6}}
+G = {"name": "eqnet-g-test", "family": "eqnet", "network": "decoder",
+     "model": {"inputs": {"latent": {"kind": "codebook", "features": 3, "levels": 8,
+                                     "bits": 8, "scale_log2": -7}},
+               "paths": {"soft_bits": {"from": "latent", "hidden": [16], "branches": 4,
+                                       "out_features": 1,
+                                       "head": {"kind": "quant", "activation": "tanh",
+                                                "bits": 8, "scale_log2": -7,
+                                                "narrow": True}}},
+               "weight_bits": 6, "act_bits": 6}}
+
+
+def _design(base: dict[str, Any], **train: Any) -> dict[str, Any]:
+    d = copy.deepcopy({**COMMON, **base})
+    d["train"].update(train)
+    return d
+
+
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("cfg")
+    (root / "designs").mkdir()
+    fq = _design(FQ, task="eqnet_stage1", decoder_design=G["name"], loss_eps=1.0e-6,
+                 finetune_epochs=2)
+    g = _design(G, task="from_run", source={"design": FQ["name"], "key": "decoder"})
+    for d in (fq, g):
+        validate_data(d, Design, root / f"{d['name']}.yaml", "design")
+        (root / "designs" / f"{d['name']}.yaml").write_text(yaml.safe_dump(d))
+    mp = pytest.MonkeyPatch()
+    mp.setattr(configs, "CONFIG_DIR", root)
+    mp.setattr(eqnet, "RUNS", root / "runs")
+    torch.set_num_threads(1)
+    run = fit_design(fq, "tiny")
+    save_run(fq, "tiny", run, root / "runs" / FQ["name"])
+    g_run = fit_design(g, "tiny")
+    yield {"fq": fq, "g": g, "run": run, "g_run": g_run, "root": root}
+    mp.undo()
+
+
+def test_eq7_weights_each_bit_and_its_certainty() -> None:
+    x = torch.tensor([[0.5, -1.0]])
+    x_hat = torch.tensor([[0.0, -0.5]])
+    w = torch.tensor([0.25, 0.75])
+    want = 0.25 * 0.25 / (0.5 + 1e-6) + 0.75 * 0.25 / (1.0 + 1e-6)
+    assert eq7_loss(x, x_hat, w, 1e-6).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_stage1_trains_quantizes_and_fine_tunes(stage1: dict[str, Any]) -> None:
+    h = {row["phase"]: row for row in stage1["run"].result.history}
+    assert list(h) == ["init", "joint", "kmeans", "finetune"]
+    assert h["joint"]["val_loss"] < 0.5 * h["init"]["val_loss"]
+    assert h["kmeans"]["val_loss"] != h["joint"]["val_loss"]  # the quantizer is in the loop
+    # Far below a decoder that always says 0 (no information).
+    assert h["finetune"]["val_softbit_mse"] < 0.3 * h["finetune"]["val_softbit_power"]
+    w = np.array(stage1["run"].result.metrics["bit_weights"])
+    assert w.sum() == pytest.approx(1.0) and np.all(w > 0)
+
+
+def test_codes_chain_through_the_two_contracts(stage1: dict[str, Any]) -> None:
+    """f_Q's indices -> g's codes equals the float path g(f_Q(x)), exactly: the k-means
+    levels (per latent) are what g's lookup table holds, on its grid."""
+    f, g = stage1["run"].net.eval(), stage1["g_run"].net.eval()
+    fs, gs = f.iospec(), g.iospec()
+    lv = f.heads["latent"].levels.numpy()
+    assert np.all(np.diff(lv, axis=1) > 0) and fs.outputs[0].per_feature
+    np.testing.assert_array_equal(g.input_quant["latent"].table.numpy(),
+                                  np.round(lv / 2 ** -7))
+    rng = np.random.default_rng(5)
+    x = rng.integers(-128, 128, (3000, 4))
+    idx = f.output_codes(soft_bits=torch.from_numpy(x).float())["latent"]
+    out = g.output_codes(latent=idx)["soft_bits"].numpy()
+    z = f(torch.from_numpy(fs.inputs[0].to_float(x)))
+    want = gs.outputs[0].to_codes(g(z).detach().numpy())
+    np.testing.assert_array_equal(out, want)
+    # The contract's own float rule for g's input: f_Q's levels -> the same indices.
+    np.testing.assert_array_equal(gs.inputs[0].to_codes(gs.inputs[0].to_float(idx.numpy())),
+                                  idx.numpy())
+    assert len(np.unique(out)) > 20
+
+
+def test_from_run_takes_the_decoder_and_refuses_a_stranger(stage1: dict[str, Any]) -> None:
+    ckpt = torch.load(stage1["root"] / "runs" / FQ["name"] / "checkpoint.pt",
+                      weights_only=False)
+    assert ckpt["decoder_design"] == G["name"]
+    for k, v in stage1["g_run"].net.state_dict().items():
+        assert torch.equal(v, ckpt["decoder"][k]), k
+    other = _design({**G, "name": "eqnet-g-other"}, task="from_run",
+                    source={"design": FQ["name"], "key": "decoder"})
+    with pytest.raises(ValueError, match="trained as design 'eqnet-g-test', not "
+                                         "'eqnet-g-other'"):
+        fit_design(other, "tiny")
+    missing = _design({**G, "name": "eqnet-g-test"}, task="from_run",
+                      source={"design": "nowhere", "key": "decoder"})
+    with pytest.raises(FileNotFoundError, match="make train DESIGN=nowhere"):
+        fit_design(missing, "tiny")
+
+
+def test_stage1_refuses_a_decoder_that_does_not_chain(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "designs").mkdir()
+    bad = _design(G, task="from_run", source={"design": FQ["name"], "key": "decoder"})
+    bad["model"]["inputs"]["latent"]["levels"] = 16
+    (tmp_path / "designs" / f"{G['name']}.yaml").write_text(yaml.safe_dump(bad))
+    monkeypatch.setattr(configs, "CONFIG_DIR", tmp_path)
+    fq = _design(FQ, task="eqnet_stage1", decoder_design=G["name"], loss_eps=1.0e-6)
+    with pytest.raises(ValueError, match=r"decoder input 'latent' has 3 features x 16 "
+                                         r"levels; f_Q's 'latent' has 3 x 8"):
+        fit_design(fq, "tiny")

@@ -1,0 +1,182 @@
+"""EQ-Net's stage 1 (``eqnet_stage1``) and the hand-over of a trained decoder (``from_run``).
+
+``eqnet_stage1`` trains the deployed quantization encoder f_Q (this design: a paths-layout
+network whose one input is a ``mimo_llr`` feature and whose one output has a ``kmeans``
+head) jointly with the deployed decoder g (the design ``train.decoder_design``: one
+codebook input of f_Q's latents, one output of f_Q's input width), as the paper's
+Section IV-A has it:
+
+* loss of eq. 7: ``sum_i w_i (g(Q(f(x)))_i - x_i)^2 / (|x_i| + eps)`` averaged over the
+  batch, ``w_i`` proportional to the mean |LLR_i| of the training set (normalized to
+  sum 1), eps = ``train.loss_eps``;
+* Q in training: the latent plus Gaussian noise sigma_u (the head's ``noise_std``); g's
+  codebook input reads it on its integer grid (QAT of g);
+* then one k-means++ quantizer per latent dimension on the training latents (the head's
+  levels and boundaries), g's lookup table set to those levels on its grid, and
+  ``train.finetune_epochs`` epochs of g alone on the quantized latents, f_Q frozen (the
+  authors' code fine-tunes the decoder the same way).
+
+The checkpoint carries g as ``decoder`` (with ``decoder_design``); the g design's own run
+takes it with ``from_run`` (``train.source: {design, key}``): stages talk through files.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from train.tasks.base import VAL_SAMPLES, TaskResult, TaskRun, batches, one_cycle, register
+from zoo.datasets import design_data
+from zoo.network import CodebookInput, KMeansHead, QuantNet
+from zoo.registry import build_network
+
+RUNS = Path("runs")
+
+
+def eq7_loss(x: torch.Tensor, x_hat: torch.Tensor, w: torch.Tensor, eps: float
+             ) -> torch.Tensor:
+    """EQ-Net eq. 7: (N, K) targets and estimates, (K,) bit weights summing to 1 -> the
+    batch mean of ``sum_i w_i (x_hat_i - x_i)^2 / (|x_i| + eps)``."""
+    return ((w * (x_hat - x) ** 2 / (x.abs() + eps)).sum(-1)).mean()
+
+
+def _parts(net: nn.Module, g: nn.Module, where: str) -> tuple[str, str, KMeansHead, str,
+                                                               CodebookInput]:
+    """(f input, f output, f's k-means head, g input, g's codebook input); refuses a pair
+    whose widths or levels do not chain, naming the design keys."""
+    if not isinstance(net, QuantNet) or not isinstance(g, QuantNet):
+        raise ValueError(f"{where}: eqnet_stage1 needs paths-layout networks for f_Q and g")
+    (f_in,), (f_out,) = list(net.input_decl), list(net.heads)
+    (g_in,), (g_out,) = list(g.input_decl), list(g.heads)
+    head, lut = net.heads[f_out], g.input_quant[g_in]
+    if not isinstance(head, KMeansHead):
+        raise ValueError(f"{where}: model.paths.{f_out}.head must be kind 'kmeans'")
+    if not isinstance(lut, CodebookInput):
+        raise ValueError(f"{where}: the decoder's input {g_in!r} must be kind 'codebook'")
+    if (lut.features, lut.n_levels) != (net.out_features[f_out], head.n_levels):
+        raise ValueError(f"{where}: decoder input {g_in!r} has {lut.features} features x "
+                         f"{lut.n_levels} levels; f_Q's {f_out!r} has "
+                         f"{net.out_features[f_out]} x {head.n_levels}")
+    if g.out_features[g_out] != net.input_decl[f_in]["features"]:
+        raise ValueError(f"{where}: decoder output {g_out!r} has {g.out_features[g_out]} "
+                         f"features; f_Q reads {net.input_decl[f_in]['features']}")
+    return f_in, f_out, head, g_in, lut
+
+
+@torch.no_grad()
+def _evaluate(net: QuantNet, g: QuantNet, x: torch.Tensor, w: torch.Tensor, eps: float,
+              prefix: str) -> dict[str, float]:
+    net.eval()
+    g.eval()
+    x_hat = g(net(x))
+    return {f"{prefix}loss": eq7_loss(x, x_hat, w, eps).item(),
+            f"{prefix}softbit_mse": torch.mean((x_hat - x) ** 2).item(),
+            # the MSE of a decoder that always says 0 (no information): the reference
+            f"{prefix}softbit_power": torch.mean(x ** 2).item()}
+
+
+def _epochs(params: list[nn.Parameter], r: dict[str, Any], epochs: int, x: torch.Tensor,
+            step: Any, desc: str) -> None:
+    """``epochs`` passes of one-cycle Adam over ``x`` calling ``step(batch) -> loss``."""
+    rec = {**r, "epochs": epochs}
+    opt, sched, steps = one_cycle(params, rec, len(x))
+    bar = tqdm(total=steps, desc=desc, unit="step")
+    for _ in range(epochs):
+        for idx in batches(len(x), r["batch_size"]):
+            loss = step(x[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4g}")
+    bar.close()
+
+
+@register("eqnet_stage1")
+def eqnet_stage1(run: TaskRun) -> TaskResult:
+    """f_Q + deployed g on eq. 7 with sigma_u noise; per-latent k-means; g fine-tuned."""
+    from configs import load_design
+
+    design, r, net = run.design, run.recipe, run.net
+    t = design["train"]
+    g_design = load_design(t["decoder_design"])
+    g = build_network(g_design)
+    f_in, f_out, head, g_in, lut = _parts(net, g, f"design {design['name']!r}")
+    t0 = time.time()
+    data = design_data(design, r["samples"], seed=r["seed"])
+    val = design_data(design, VAL_SAMPLES, seed=r["seed"] + 1)
+    data_s = time.time() - t0
+    x, x_val = torch.from_numpy(data[f_in]), torch.from_numpy(val[f_in])
+    w = np.abs(data["llr"]).mean(0)
+    w_t = torch.from_numpy((w / w.sum()).astype(np.float32))
+    eps = float(t["loss_eps"])
+    history: list[dict[str, Any]] = [{"phase": "init",
+                                      **_evaluate(net, g, x_val, w_t, eps, "val_")}]
+
+    def joint(xb: torch.Tensor) -> torch.Tensor:
+        net.train()
+        g.train()
+        return eq7_loss(xb, g(net(xb)), w_t, eps)
+
+    _epochs(list(net.parameters()) + list(g.parameters()), r, r["epochs"], x, joint,
+            f"{run.desc} f_Q + g")
+    history.append({"phase": "joint", **_evaluate(net, g, x_val, w_t, eps, "val_")})
+    with torch.no_grad():  # the unquantized training latents: the k-means data
+        net.eval()
+        z = head._act(net._pre({f_in: x})[f_out])
+    head.fit(z, seed=r["seed"])
+    lut.set_levels(head.levels)
+    history.append({"phase": "kmeans", **_evaluate(net, g, x_val, w_t, eps, "val_")})
+    if t.get("finetune_epochs"):
+        for p in net.parameters():
+            p.requires_grad_(False)
+
+        def decoder_only(xb: torch.Tensor) -> torch.Tensor:
+            g.train()
+            with torch.no_grad():
+                net.eval()
+                zq = net(xb)
+            return eq7_loss(xb, g(zq), w_t, eps)
+
+        _epochs(list(g.parameters()), r, t["finetune_epochs"], x, decoder_only,
+                f"{run.desc} g fine-tune")
+        for p in net.parameters():
+            p.requires_grad_(True)
+        history.append({"phase": "finetune", **_evaluate(net, g, x_val, w_t, eps, "val_")})
+    for h in history:
+        tqdm.write(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                             for k, v in h.items()))
+    return TaskResult(history, metrics={"bit_weights": [float(v) for v in w / w.sum()]},
+                      extras={"decoder": g.state_dict(), "decoder_design": g_design["name"]},
+                      data_seconds=data_s)
+
+
+@register("from_run")
+def from_run(run: TaskRun) -> TaskResult:
+    """No training: this design's network takes the state ``train.source.key`` of the run
+    of design ``train.source.design`` (``runs/<design>/checkpoint.pt``), e.g. EQ-Net's g
+    trained in f_Q's stage 1."""
+    src = run.design["train"]["source"]
+    path = RUNS / src["design"] / "checkpoint.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"design {run.design['name']!r}: train.source reads {path}, "
+                                f"which does not exist: run `make train "
+                                f"DESIGN={src['design']}` first")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    key = src["key"]
+    if key not in ckpt:
+        raise KeyError(f"{path} has no {key!r}; keys: {sorted(ckpt)}")
+    owner = ckpt.get(f"{key}_design")
+    if owner is not None and owner != run.design["name"]:
+        raise ValueError(f"{path}: {key!r} was trained as design {owner!r}, not "
+                         f"{run.design['name']!r}")
+    run.net.load_state_dict(ckpt[key])
+    return TaskResult([], metrics={"source": str(path), "source_key": key,
+                                   "source_recipe": ckpt.get("recipe")})
