@@ -27,7 +27,7 @@ from phy.constellation import map_bits
 from phy.detectors import kbest_llr, lmmse_llr, ml_llr, zf_llr, zf_sic_llr
 from phy.interleaver import RandomInterleaver
 from phy.ldpc import BPDecoder, wifi_ldpc_648
-from phy.wideband import epa_frequency_response
+from phy.wideband import cdl_a_codeword_channels, epa_frequency_response
 
 Detector = Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
 Processing = Callable[[np.ndarray], np.ndarray]
@@ -40,7 +40,7 @@ DETECTORS: dict[str, Detector] = {
     "zf": zf_llr,
     "kbest": kbest_llr,
 }
-CHANNELS = ("rayleigh", "awgn", "epa")
+CHANNELS = ("rayleigh", "awgn", "epa", "cdl-a")
 
 
 @dataclass
@@ -52,8 +52,15 @@ class LinkConfig:
     n_r: int = 2
     bits_per_symbol: int = 6
     detector: str = "ml"
-    channel: str = "rayleigh"  # rayleigh: i.i.d. per channel use; epa: SISO, 1 draw/codeword
+    # rayleigh: i.i.d. per channel use; epa: SISO, 1 draw/codeword; cdl-a: N_r x N_t
+    # narrowband matrices of one Sionna CDL-A drop per codeword (phy.wideband.
+    # cdl_a_codeword_channels: channel uses on cdl_subcarriers-spread subcarriers, the
+    # cdl_symbols channel uses of one subcarrier share H: block fading per symbol group)
+    channel: str = "rayleigh"
     epa_subcarriers: int = 108
+    cdl_subcarriers: int = 612  # the codeword's band: 20 MHz at 30 kHz (51 PRB)
+    cdl_symbols: int = 1  # channel uses (OFDM symbols) per subcarrier, sharing one H
+    cdl_delay_spread_ns: float = 100.0
     csi_error_var: float = 0.0  # detector sees H + N, N ~ CN(0, csi_error_var)
     decoder_rule: str = "offset-minsum"
     iterations: int = 20
@@ -78,6 +85,10 @@ def _channel(cfg: LinkConfig, n_vec: int, n_cw: int, rng) -> np.ndarray:
         per_cw = n_vec // n_cw
         sc = np.arange(per_cw) % cfg.epa_subcarriers  # symbols fill the subcarriers in turn
         return h[:, sc].reshape(n_vec, 1, 1)
+    if cfg.channel == "cdl-a":  # Sionna seed drawn from rng: reproducible per batch
+        return cdl_a_codeword_channels(n_cw, n_vec // n_cw, cfg.n_r, cfg.n_t, rng,
+                                       cfg.cdl_subcarriers, cfg.cdl_symbols,
+                                       cfg.cdl_delay_spread_ns * 1e-9)
     raise ValueError(f"channel must be one of {CHANNELS}")
 
 
