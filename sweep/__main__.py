@@ -46,19 +46,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def format_table(res: dict) -> str:
     run = res["run"]
+    key = res.get("axis", "snr_db")
+    head = "SNR" if key == "snr_db" else {"csi_error_var": "s_CSI"}.get(key, key[:6])
     lines = [f"{res['name']}: {len(res['points'])} points, chunks computed "
              f"{run.get('chunks_computed', 0)}, reused {run['chunks_reused']}, counted "
              f"{run['chunks_counted']}; {run.get('slots', '-')} slots; wall "
              f"{run['wall_s']:.1f} s",
-             f"{'label':32s} {'SNR':>6s} {'blocks':>8s} {'errors':>6s} {'BLER':>9s} "
+             f"{'label':32s} {head:>6s} {'blocks':>8s} {'errors':>6s} {'BLER':>9s} "
              f"{'95% CI':>21s} {'BER':>9s}  status"]
     for q in res["points"]:
+        x = f"{q[key]:6.2f}" if key == "snr_db" else f"{q[key]:6.3g}"
         if q["status"] == "skipped_below_floor":
-            lines.append(f"{q['label'][:32]:32s} {q['snr_db']:6.2f} {'':>8s} {'':>6s} "
+            lines.append(f"{q['label'][:32]:32s} {x} {'':>8s} {'':>6s} "
                          f"{'':>9s} {'':>21s} {'':>9s}  {q['status']}")
             continue
         lo, hi = q["bler_ci95"]
-        lines.append(f"{q['label'][:32]:32s} {q['snr_db']:6.2f} {q['blocks']:8d} "
+        lines.append(f"{q['label'][:32]:32s} {x} {q['blocks']:8d} "
                      f"{q['block_errors']:6d} {q['bler']:9.2e} [{lo:9.2e},{hi:9.2e}] "
                      f"{q['ber']:9.2e}  {q['status']}")
     return "\n".join(lines)

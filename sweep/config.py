@@ -12,12 +12,17 @@ the value and what is allowed (the formatter of ``configs.schema``). A file hold
       n_t: 2
       n_r: 2
       bits_per_symbol: 6
-      channel: rayleigh               # rayleigh | awgn | epa (SISO)
+      channel: rayleigh               # rayleigh | awgn | epa (SISO) | cdl-a
       epa_subcarriers: 108            # epa only (optional)
-      csi_error_var: 0.0              # optional
+      cdl_subcarriers: 612            # cdl-a only (optional): the codeword's band
+      cdl_symbols: 1                  # cdl-a only (optional): channel uses sharing one H
+      cdl_delay_spread_ns: 100        # cdl-a only (optional)
+      csi_error_var: 0.0              # optional: the detector sees H + N, N ~ CN(0, this)
       decoder_rule: offset-minsum     # sum-product | minsum | offset-minsum
       iterations: 20                  # BP iterations (early stop on a zero syndrome)
     snr_db: [10, 11, 12]              # strictly increasing, E_s/N0 per stream and antenna
+    # axis: {key: csi_error_var, values: [0, 0.01, 0.02]}   # optional: instead of the SNR
+    #                                 # grid, sweep this link key at the one SNR of snr_db
     stopping:
       target_block_errors: 100
       max_blocks: 20000               # a multiple of chunk_blocks
@@ -31,6 +36,24 @@ the value and what is allowed (the formatter of ``configs.schema``). A file hold
       - {label: "f_Q + g (integer)", mode: integer,
          package: bitstreams/eqnet-fq-2x2-64qam-pynq-z2, backend: integer,
          backend_options: {}, batch_size: 8192, detector: ml, llr_max: 20}
+      - {label: "exact ML (estimator)", mode: estimate, estimator: exact-ml}
+
+Curve kinds. ``ml``, ``float`` and ``integer`` curves run a detector (LLRs) and then
+their processing (LLR -> LLR). *Estimation* curves (:data:`ESTIMATION_MODES`) run no
+detector: an estimator maps (y, H_est, noise_std), real-stacked as the design data sets
+hold them (``sweep.processing.estimator_inputs``), straight to LLRs, as EQ-Net's f_E
+does. ``estimate`` is the built-in reference (``exact-ml``, ``maxlog-ml``: phy.llr from
+those same inputs). A trained f_E (float, from a design run) or a package's integers plug
+in as further modes (``estimate-float``, ``estimate-integer``): a curve model in
+:data:`Curve` and :data:`ESTIMATION_MODES` here, an opener in
+``sweep.processing.ESTIMATION_OPENERS``.
+
+The axis. By default the points of a curve are its SNRs. With ``axis`` they are the
+values of one link key at the single SNR of ``snr_db`` (Fig. 10 of EQ-Net: BLER vs
+sigma_CSI = ``csi_error_var`` at 14.35 dB); each point's link is the sweep's link with
+that key set, so its chunks are exactly those of a sweep with ``link.<key>`` = the value
+at that SNR (the same journal keys), and its chunk seeds are the SNR's: the points of
+the axis see the same bits, channels and noise (common random numbers along the axis).
 
 The stopping rule is defined in :mod:`sweep.stats`. Relative paths (``run``,
 ``package``) are relative to the repository root. :func:`load_sweep` validates the file;
@@ -64,7 +87,16 @@ KIND = "sweep"
 SWEEP_DIR = REPO_ROOT / "configs" / "sweeps"
 #: phy.link.DETECTORS (tests/test_sweep.py checks the two agree).
 DETECTOR_NAMES = ("ml", "maxlog-ml", "zf-sic", "lmmse", "zf", "kbest")
-MODES = ("ml", "float", "integer")
+#: sweep.processing.BUILTIN_ESTIMATORS (tests/test_sweep_estimation.py checks they agree).
+ESTIMATOR_NAMES = ("exact-ml", "maxlog-ml")
+#: Curve modes that run an estimator (y, H_est, noise_std) -> LLRs instead of a detector.
+ESTIMATION_MODES = ("estimate",)
+MODES = ("ml", "float", "integer", *ESTIMATION_MODES)
+#: Code length of sweep.link.code() (IEEE 802.11n (648,324)); channel uses per codeword.
+CODE_N = 648
+#: Link keys of the CDL-A channel, part of a link's identity only when channel is cdl-a
+#: (so that the chunk keys of the other channels are those of before these keys existed).
+CDL_KEYS = ("cdl_subcarriers", "cdl_symbols", "cdl_delay_spread_ns")
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
@@ -116,12 +148,25 @@ class Link(_Strict):
     n_r: PositiveInt = _f("integer >= 1", "Receive antennas.")
     bits_per_symbol: PositiveInt = _f("1 or an even integer 2..10", "Bits per Gray QAM "
                                       "symbol.")
-    channel: Literal["rayleigh", "awgn", "epa"] = _f(
-        "'rayleigh', 'awgn' or 'epa'",
-        "i.i.d. Rayleigh per channel use, AWGN (H = I), or 3GPP EPA (SISO, one draw per "
-        "codeword, symbols across subcarriers).")
+    channel: Literal["rayleigh", "awgn", "epa", "cdl-a"] = _f(
+        "'rayleigh', 'awgn', 'epa' or 'cdl-a'",
+        "i.i.d. Rayleigh per channel use, AWGN (H = I), 3GPP EPA (SISO, one draw per "
+        "codeword, symbols across subcarriers), or 5G-NR CDL-A (n_r x n_t narrowband "
+        "matrices of one Sionna drop per codeword, unit average energy; "
+        "phy.wideband.cdl_a_codeword_channels).")
     epa_subcarriers: PositiveInt = _f("integer >= 1 (may be omitted; default 108)",
                                       "EPA subcarriers.", default=108)
+    cdl_subcarriers: PositiveInt = _f(
+        "integer >= 1 (may be omitted; default 612, a 20 MHz carrier at 30 kHz)",
+        "CDL-A: subcarriers of the band over which a codeword's channel uses are spread "
+        "evenly.", default=612)
+    cdl_symbols: PositiveInt = _f(
+        "integer >= 1 (may be omitted; default 1)",
+        "CDL-A: consecutive channel uses (OFDM symbols) on one subcarrier; they share one "
+        "H (block fading per symbol group).", default=1)
+    cdl_delay_spread_ns: _number(gt=0) = _f(
+        "number > 0 (may be omitted; default 100)", "CDL-A: delay spread in ns.",
+        default=100)
     csi_error_var: _number(ge=0) = _f("number >= 0 (may be omitted; default 0)",
                                       "Detector sees H + N, N ~ CN(0, csi_error_var).",
                                       default=0.0)
@@ -145,6 +190,14 @@ class Link(_Strict):
         if self.channel == "epa" and (self.n_t, self.n_r) != (1, 1):
             raise _cross("n_t", f"the EPA link is SISO; got n_t={self.n_t}, n_r={self.n_r}",
                          "n_t: 1 and n_r: 1 with channel: epa")
+        if self.channel == "cdl-a":
+            uses = -(-CODE_N // (self.n_t * self.bits_per_symbol))
+            groups = -(-uses // self.cdl_symbols)
+            if groups > self.cdl_subcarriers:
+                raise _cross("cdl_subcarriers", f"{self.cdl_subcarriers} subcarriers; a "
+                             f"codeword's {uses} channel uses in groups of "
+                             f"{self.cdl_symbols} need {groups}",
+                             f"integer >= {groups}, or more cdl_symbols")
         return self
 
 
@@ -226,7 +279,20 @@ class IntegerCurve(_Strict):
     llr_max: LlrMax = _llr_max()
 
 
-CURVE_TAGS = "'ml', 'float' or 'integer'"
+class EstimateCurve(_Strict):
+    """``mode: estimate``: no detector; a built-in estimator (y, H_est, noise_std) -> LLRs
+    (sweep.processing.BUILTIN_ESTIMATORS), the reference of the trained f_E curves."""
+
+    label: Label = _label()
+    mode: Literal["estimate"] = _f("'estimate'", "Curve mode.")
+    estimator: Literal["exact-ml", "maxlog-ml"] = _f(
+        "'exact-ml' or 'maxlog-ml' (may be omitted; default 'exact-ml')",
+        "Exact (or max-log) ML LLRs computed by phy.llr from the estimator's inputs "
+        "(complex y, H and N0 = noise_std^2 rebuilt from the real-stacked arrays).",
+        default="exact-ml")
+
+
+CURVE_TAGS = "'ml', 'float', 'integer' or 'estimate'"
 
 
 _mode_tag = tag_by("mode", "ml")
@@ -234,7 +300,7 @@ _mode_tag = tag_by("mode", "ml")
 
 Curve = Annotated[
     Union[Annotated[MlCurve, Tag("ml")], Annotated[FloatCurve, Tag("float")],  # noqa: UP007
-          Annotated[IntegerCurve, Tag("integer")]],
+          Annotated[IntegerCurve, Tag("integer")], Annotated[EstimateCurve, Tag("estimate")]],
     Discriminator(_mode_tag)]
 
 
@@ -265,8 +331,26 @@ class Stopping(_Strict):
         return self
 
 
+class Axis(_Strict):
+    """The points' axis when it is not the SNR: one link key's values at one SNR."""
+
+    key: Literal["csi_error_var"] = _f(
+        "'csi_error_var'", "The link key swept (csi_error_var: EQ-Net's sigma_CSI, the "
+        "variance of each entry of N in H_est = H + N, N ~ CN(0, sigma_CSI)).")
+    values: list[_number(ge=0)] = _f("a non-empty, strictly increasing list of numbers >= 0",
+                                     "The key's values, one point each.", min_length=1)
+
+    @field_validator("values")
+    @classmethod
+    def _increasing(cls, v: list[float]) -> list[float]:
+        if any(b <= a for a, b in zip(v, v[1:], strict=False)):
+            raise PydanticCustomError("axis_order", "not strictly increasing")
+        return v
+
+
 class Sweep(_Strict):
-    """A Monte-Carlo BLER/BER sweep: a link, an SNR grid, curves and a stopping rule."""
+    """A Monte-Carlo BLER/BER sweep: a link, an SNR grid (or one SNR and an ``axis``),
+    curves and a stopping rule."""
 
     name: Name = _f("the file's name (letters, digits, '.', '_', '-')",
                     "Sweep name: results go to <out>/<name>/.")
@@ -279,9 +363,13 @@ class Sweep(_Strict):
         "(paired comparison); false: the curve's label enters its chunk seeds.",
         default=True)
     link: Link = _f("a mapping (n_t, n_r, bits_per_symbol, channel, ...)", "The link.")
-    snr_db: list[_number()] = _f("a non-empty, strictly increasing list of numbers",
+    snr_db: list[_number()] = _f("a non-empty, strictly increasing list of numbers (one "
+                                 "number with axis)",
                                  "SNR grid in dB (E_s/N0 per stream and antenna).",
                                  min_length=1)
+    axis: Axis | None = _f(
+        "a mapping {key: csi_error_var, values: [...]} (may be omitted: the SNR grid)",
+        "Sweep a link key at the one SNR of snr_db instead of the SNR grid.", default=None)
     stopping: Stopping = _f("a mapping (target_block_errors, max_blocks, ...)",
                             "Stopping rule per point.")
     curves: list[Curve] = _f(
@@ -296,6 +384,30 @@ class Sweep(_Strict):
         if len({round(x * 1000) for x in v}) != len(v):
             raise PydanticCustomError("snr_order", "two SNRs within 0.001 dB")
         return v
+
+    @model_validator(mode="after")
+    def _axis(self) -> Sweep:
+        if self.axis is None:
+            return self
+        if len(self.snr_db) != 1:
+            raise _cross("snr_db", f"{len(self.snr_db)} SNRs with axis {self.axis.key!r}",
+                         "a list of one SNR when axis is given")
+        if self.axis.key in self.link.model_fields_set:
+            raise _cross(f"link.{self.axis.key}", "also given by axis.key",
+                         f"omit link.{self.axis.key}: the axis sets it per point")
+        return self
+
+    def axis_points(self) -> list[tuple[float, float, dict[str, Any]]]:
+        """(x, SNR in dB, link dict) of each point of a curve, in axis order."""
+        link = self.link.model_dump()
+        if self.axis is None:
+            return [(float(s), float(s), link) for s in self.snr_db]
+        return [(float(v), float(self.snr_db[0]), {**link, self.axis.key: float(v)})
+                for v in self.axis.values]
+
+    @property
+    def axis_key(self) -> str:
+        return "snr_db" if self.axis is None else self.axis.key
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -337,6 +449,13 @@ def resolve(sweep: Sweep, path: str | Path, probe: bool = True) -> list[dict[str
         d: dict[str, Any] = c.model_dump()
         out.append(d)
         if c.mode == "ml":
+            continue
+        if c.mode == "estimate":
+            if probe:
+                try:
+                    P.probe_estimator(d, sweep.link.model_dump())
+                except P.CurveError as e:
+                    problems.append(Problem(_key(i, e.key), str(e)))
             continue
         try:
             if c.mode == "integer":
@@ -385,5 +504,19 @@ def curve_identity(curve: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in sorted(curve.items()) if k not in skip}
 
 
-__all__ = ["Curve", "FloatCurve", "IntegerCurve", "Link", "MlCurve", "Stopping", "Sweep",
-           "curve_identity", "load_sweep", "resolve"]
+def link_identity(link: dict[str, Any]) -> dict[str, Any]:
+    """What of a link dict determines chunk results: all of it, but the CDL-A keys only
+    for channel cdl-a (the chunk keys of the other channels stay those of before)."""
+    if link.get("channel") == "cdl-a":
+        return dict(link)
+    return {k: v for k, v in link.items() if k not in CDL_KEYS}
+
+
+def is_estimation(curve: dict[str, Any]) -> bool:
+    """True for curves that run an estimator instead of a detector and a processing."""
+    return curve["mode"] in ESTIMATION_MODES
+
+
+__all__ = ["Axis", "Curve", "EstimateCurve", "FloatCurve", "IntegerCurve", "Link", "MlCurve",
+           "Stopping", "Sweep", "curve_identity", "is_estimation", "link_identity",
+           "load_sweep", "resolve"]

@@ -2,11 +2,13 @@
 
 bits -> 802.11n LDPC (648,324) -> random interleaver -> Gray QAM -> channel -> detector
 LLRs -> processing (a curve's; none for ``ml``) -> deinterleave -> BP decoding -> counts.
+An estimation curve replaces "detector LLRs -> processing" by its estimator on
+(y, H_est, noise_std) (``sweep.processing.run_estimator``).
 
 This mirrors the body of :func:`phy.link._run_point` built from ``phy``'s public pieces;
 the random numbers of a chunk come from one generator seeded by
 :func:`chunk_seed` only (sweep seed, curve key, SNR, chunk index), drawn in the order
-info bits, filler bits, channel, noise, CSI error.
+info bits, filler bits, channel (CDL-A: one draw, Sionna's seed), noise, CSI error.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from phy.constellation import map_bits
 from phy.interleaver import RandomInterleaver
 from phy.ldpc import BPDecoder, LDPCCode, wifi_ldpc_648
 from phy.link import DETECTORS
-from phy.wideband import epa_frequency_response
+from phy.wideband import cdl_a_codeword_channels, epa_frequency_response
+from sweep.processing import Estimator, run_estimator
 
 Processing = Callable[[np.ndarray], np.ndarray]
 CODE_NAME = "IEEE 802.11n LDPC (648,324), rate 1/2"
@@ -72,14 +75,24 @@ def _channel(link: Mapping[str, Any], n_vec: int, n_cw: int, rng) -> np.ndarray:
         h = epa_frequency_response(n_cw, link["epa_subcarriers"], rng)
         sc = np.arange(n_vec // n_cw) % link["epa_subcarriers"]
         return h[:, sc].reshape(n_vec, 1, 1)
+    if link["channel"] == "cdl-a":  # one Sionna drop per codeword, its seed drawn from rng
+        return cdl_a_codeword_channels(n_cw, n_vec // n_cw, n_r, n_t, rng,
+                                       link.get("cdl_subcarriers", 612),
+                                       link.get("cdl_symbols", 1),
+                                       float(link.get("cdl_delay_spread_ns", 100)) * 1e-9)
     raise ValueError(f"unknown channel {link['channel']!r}")
 
 
 def simulate_chunk(link: Mapping[str, Any], snr_db: float, blocks: int,
-                   rng: np.random.Generator, detector: str,
-                   process: Processing | None = None, interleaver_seed: int = 0
-                   ) -> dict[str, int]:
+                   rng: np.random.Generator, detector: str | None,
+                   process: Processing | None = None, interleaver_seed: int = 0,
+                   estimator: Estimator | None = None) -> dict[str, int]:
     """Counts of ``blocks`` codewords at ``snr_db`` (E_s/N0 per stream and antenna).
+
+    With ``estimator`` (an estimation curve) no detector runs (``detector`` and
+    ``process`` must be None): the estimator maps (y, H_est, noise_std) to the LLRs.
+    Either way the chunk draws the same random numbers, so under common random numbers
+    an estimation curve sees the bits, channels and noise of the detector curves.
 
     Returns blocks, block_errors, bit_errors (information bits), bit_errors_sq (sum of
     squared bit errors per block), raw_bit_errors (hard decisions on the processed LLRs,
@@ -100,7 +113,12 @@ def simulate_chunk(link: Mapping[str, Any], snr_db: float, blocks: int,
     y = y + np.sqrt(n0 / 2) * (rng.standard_normal(y.shape) + 1j * rng.standard_normal(y.shape))
     csi = float(link.get("csi_error_var", 0.0))
     H_rx = imperfect_csi(H, csi, rng) if csi > 0 else H
-    llr = DETECTORS[detector](y, H_rx, np.full(len(y), n0), bps)
+    if estimator is not None:
+        if detector is not None or process is not None:
+            raise ValueError("an estimator replaces the detector and the processing")
+        llr = run_estimator(estimator, y, H_rx, n0, bits_per_vec)
+    else:
+        llr = DETECTORS[detector](y, H_rx, np.full(len(y), n0), bps)
     if process is not None:
         out = np.asarray(process(llr), dtype=np.float64)
         if out.shape != llr.shape:

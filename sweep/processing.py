@@ -11,6 +11,27 @@
 ``clip`` bounds |s| by tanh(llr_max / 2), so |L| <= llr_max (the BP decoder's own clip
 is 20).
 
+Estimators (curves of ``sweep.config.ESTIMATION_MODES``) replace the detector and the
+processing: :data:`Estimator` maps (y, H_est, noise_std) to LLRs, as EQ-Net's f_E does
+(followed by its decoder g). The three arrays are real-valued and flattened exactly as
+the design data sets present them (``zoo/datasets.py``, kind ``mimo_llr``; see
+:func:`estimator_inputs`), so a network trained on those data sets reads them unchanged:
+
+* ``y``: (N, 2 n_r) = [Re y_1 .. Re y_nr, Im y_1 .. Im y_nr] (blocks, not interleaved);
+* ``H``: (N, 2 n_r n_t) = [Re H.ravel(), Im H.ravel()], H (n_r, n_t) row-major, i.e.
+  Re h_11, Re h_12, ..., Re h_{nr nt}, then the imaginary parts;
+* ``noise_std``: (N, 1) = sqrt(N0), N0 the complex noise variance per receive antenna.
+
+They are float64 here (the data sets hold their float32 casts: a network casts them
+itself). The LLRs are (N, n_t * bits_per_symbol), L = ln P(1)/P(0), stream 0's bits
+first. ``estimate`` curves use a built-in estimator (:data:`BUILTIN_ESTIMATORS`:
+``exact-ml`` rebuilds complex y, H, N0 from the three arrays and calls phy.llr). A trained
+f_E plugs in as another mode: an opener ``(curve, link) -> Estimator`` registered in
+:data:`ESTIMATION_OPENERS` under the curve's mode (e.g. ``estimate-float``: the design's
+f_E and decoder g from the run's checkpoint; ``estimate-integer``: the package through
+``host.driver.Accelerator`` with its named inputs y, H, noise_std, then g), plus the
+mode's curve model in ``sweep.config``.
+
 This is the one module of the ``sweep`` stage that reaches other stages, through their
 documented entry points (``tests/test_import_rules.py``): ``export.reference`` for the
 trained Brevitas f_Q and its float twin, ``host.driver``/``host.package`` for the package.
@@ -36,7 +57,10 @@ import numpy as np
 from configs import load_design
 
 Processing = Callable[[np.ndarray], np.ndarray]
+#: (y (N, 2 n_r), H (N, 2 n_r n_t), noise_std (N, 1)) -> LLRs (N, n_t * bits_per_symbol).
+Estimator = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 _CACHE: dict[str, Processing | None] = {}
+_EST_CACHE: dict[str, Estimator] = {}
 
 
 class CurveError(ValueError):
@@ -207,3 +231,111 @@ def probe(curve: Mapping[str, Any], features: int) -> None:
     if out.shape != llr.shape or not np.all(np.isfinite(out)):
         raise CurveError("mode", f"processing gave shape {out.shape} (finite: "
                                  f"{bool(np.all(np.isfinite(out)))}) for LLRs {llr.shape}")
+
+
+# --- estimators: (y, H_est, noise_std) -> LLRs, no detector ------------------------------
+
+
+def estimator_inputs(y: np.ndarray, H: np.ndarray, noise_var: float | np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(y, H, noise_std) real-stacked as zoo/datasets.py ``mimo_llr`` builds them (module
+    doc), float64: y (B, n_r) and H (B, n_r, n_t) complex, noise_var N0 scalar or (B,)."""
+    y = np.asarray(y)
+    H = np.asarray(H)
+    b = len(y)
+    nv = np.broadcast_to(np.asarray(noise_var, dtype=np.float64), (b,))
+    y_r = np.concatenate([y.real, y.imag], axis=1).astype(np.float64)
+    h_r = np.concatenate([H.real.reshape(b, -1), H.imag.reshape(b, -1)],
+                         axis=1).astype(np.float64)
+    return y_r, h_r, np.sqrt(nv)[:, None]
+
+
+def estimator_complex(y: np.ndarray, H: np.ndarray, noise_std: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The inverse of :func:`estimator_inputs`: complex y (B, n_r), H (B, n_r, n_t) and
+    N0 (B,) = noise_std^2."""
+    y = np.asarray(y, dtype=np.float64)
+    H = np.asarray(H, dtype=np.float64)
+    n_r = y.shape[1] // 2
+    if y.ndim != 2 or y.shape[1] != 2 * n_r or H.ndim != 2 or H.shape[1] % (2 * n_r):
+        raise ValueError(f"y {y.shape} / H {H.shape}: expected (B, 2 n_r) / (B, 2 n_r n_t)")
+    n_t = H.shape[1] // (2 * n_r)
+    half = n_r * n_t
+    yc = y[:, :n_r] + 1j * y[:, n_r:]
+    hc = (H[:, :half] + 1j * H[:, half:]).reshape(len(H), n_r, n_t)
+    return yc, hc, np.asarray(noise_std, dtype=np.float64).reshape(len(y)) ** 2
+
+
+class MlEstimator:
+    """The reference estimator: exact (or max-log) ML LLRs (phy.llr.exact_llr) computed
+    from the estimator's inputs alone. On the same (y, H_est, N0) it equals the ``ml``
+    (``maxlog-ml``) detector up to the rounding of N0 = (sqrt N0)^2."""
+
+    def __init__(self, bits_per_symbol: int, max_log: bool = False) -> None:
+        self.bits_per_symbol, self.max_log = int(bits_per_symbol), bool(max_log)
+
+    def __call__(self, y: np.ndarray, H: np.ndarray, noise_std: np.ndarray) -> np.ndarray:
+        from phy.llr import exact_llr
+
+        yc, hc, n0 = estimator_complex(y, H, noise_std)
+        return exact_llr(yc, hc, n0, self.bits_per_symbol, max_log=self.max_log)
+
+
+#: Built-in estimators of ``mode: estimate`` (curve key ``estimator``): name -> opener.
+BUILTIN_ESTIMATORS: dict[str, Callable[[Mapping[str, Any]], Estimator]] = {
+    "exact-ml": lambda link: MlEstimator(link["bits_per_symbol"]),
+    "maxlog-ml": lambda link: MlEstimator(link["bits_per_symbol"], max_log=True),
+}
+
+
+def _open_builtin(curve: Mapping[str, Any], link: Mapping[str, Any]) -> Estimator:
+    name = curve.get("estimator", "exact-ml")
+    if name not in BUILTIN_ESTIMATORS:
+        raise CurveError("estimator", f"unknown estimator {name!r}; allowed: "
+                                      f"{', '.join(BUILTIN_ESTIMATORS)}")
+    return BUILTIN_ESTIMATORS[name](link)
+
+
+#: Estimation curve mode -> opener (curve dict, link dict) -> Estimator (module doc).
+ESTIMATION_OPENERS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], Estimator]] = {
+    "estimate": _open_builtin,
+}
+
+
+def get_estimator(curve: Mapping[str, Any], link: Mapping[str, Any]) -> Estimator:
+    """The estimator of an estimation curve, opened once per process and link shape."""
+    shape = {k: link[k] for k in ("n_t", "n_r", "bits_per_symbol")}
+    key = json.dumps([curve, shape], sort_keys=True, default=str)
+    if key not in _EST_CACHE:
+        opener = ESTIMATION_OPENERS.get(curve["mode"])
+        if opener is None:
+            raise CurveError("mode", f"mode {curve['mode']!r} has no estimator; estimation "
+                                     f"modes: {', '.join(ESTIMATION_OPENERS)}")
+        _EST_CACHE[key] = opener(curve, link)
+    return _EST_CACHE[key]
+
+
+def run_estimator(estimator: Estimator, y: np.ndarray, H: np.ndarray,
+                  noise_var: float | np.ndarray, n_out: int) -> np.ndarray:
+    """LLRs (B, n_out) float64 of ``estimator`` on complex y, H_est and N0, checked:
+    ValueError on a wrong shape or a non-finite value."""
+    out = np.asarray(estimator(*estimator_inputs(y, H, noise_var)), dtype=np.float64)
+    if out.shape != (len(y), n_out):
+        raise ValueError(f"estimator returned shape {out.shape}, expected {(len(y), n_out)}")
+    if not np.all(np.isfinite(out)):
+        raise ValueError("estimator returned non-finite LLRs")
+    return out
+
+
+def probe_estimator(curve: Mapping[str, Any], link: Mapping[str, Any]) -> None:
+    """Open an estimation curve's estimator here and run it on a few vectors."""
+    n_r, n_t, bps = link["n_r"], link["n_t"], link["bits_per_symbol"]
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal((4, n_r)) + 1j * rng.standard_normal((4, n_r))
+    H = rng.standard_normal((4, n_r, n_t)) + 1j * rng.standard_normal((4, n_r, n_t))
+    try:
+        run_estimator(get_estimator(curve, link), y, H, 0.1, n_t * bps)
+    except ValueError as e:
+        if isinstance(e, CurveError):
+            raise
+        raise CurveError("mode", str(e)) from None

@@ -1,8 +1,9 @@
 """Run a sweep on Ray: chunks are Ray tasks, points stop by the rule of :mod:`sweep.stats`.
 
 The driver keeps at most ``slots`` chunks in flight (``--workers N``, else the cluster's
-CPUs), submits the next chunk index of the points that still need chunks (lowest SNR
-first), journals every finished chunk (:mod:`sweep.journal`), and evaluates each point
+CPUs), submits the next chunk index of the points that still need chunks (highest BLER
+first: lowest SNR, or largest CSI error on a ``csi_error_var`` axis), journals every
+finished chunk (:mod:`sweep.journal`), and evaluates each point
 over the prefix of its finished chunk indices only. Ray places and runs the tasks; the
 driver only decides which chunk indices are still needed.
 
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from configs import REPO_ROOT
-from sweep.config import Sweep, curve_identity, load_sweep, resolve
+from sweep.config import Sweep, curve_identity, link_identity, load_sweep, resolve
 from sweep.journal import FolderLock, Journal, chunk_key
 from sweep.link import CODE_NAME, code, curve_key
 from sweep.stats import COUNT_KEYS, add_counts, stop_reason, summarize
@@ -35,7 +36,8 @@ SKIPPED = "skipped_below_floor"
 
 @dataclass
 class Point:
-    """One (curve, SNR) point and its chunks."""
+    """One (curve, axis value) point and its chunks (the axis: SNR, or a link key at one
+    SNR; ``x`` is the axis value, ``link`` the point's link)."""
 
     ci: int
     si: int
@@ -43,6 +45,8 @@ class Point:
     snr_db: float
     max_chunks: int
     keys: list[str]                                   # chunk key by index
+    x: float = 0.0
+    link: dict[str, Any] = field(default_factory=dict)
     results: dict[int, dict[str, int]] = field(default_factory=dict)
     inflight: set[int] = field(default_factory=set)
     prefix: int = 0                                   # chunks 0..prefix-1 counted
@@ -133,31 +137,42 @@ def _nodes() -> list[dict[str, Any]]:
 
 
 def build_points(sweep: Sweep, curves: list[dict[str, Any]]) -> list[Point]:
+    """Every (curve, axis value) point with its chunk keys: sha256 of the point's link
+    (``link_identity``), the curve's identity, seed, CRN flag, chunk size, SNR and chunk
+    index; so an axis point's chunks are those of the equivalent SNR sweep."""
     st = sweep.stopping
     max_chunks = st.max_blocks // st.chunk_blocks
-    link = sweep.link.model_dump()
     points = []
     for ci, curve in enumerate(curves):
         ident = curve_identity(curve)
-        for si, snr in enumerate(sweep.snr_db):
-            base = {"link": link, "curve": ident, "seed": sweep.seed,
+        for si, (x, snr, link) in enumerate(sweep.axis_points()):
+            base = {"link": link_identity(link), "curve": ident, "seed": sweep.seed,
                     "crn": sweep.common_random_numbers, "chunk_blocks": st.chunk_blocks,
                     "snr_milli_db": round(float(snr) * 1000)}
             keys = [chunk_key({**base, "chunk": k}) for k in range(max_chunks)]
-            points.append(Point(ci, si, curve, float(snr), max_chunks, keys))
+            points.append(Point(ci, si, curve, float(snr), max_chunks, keys, x, link))
     return points
 
 
-def apply_skips(points: list[Point], skip_below_floor: bool) -> None:
-    """A curve's points above the lowest SNR that stopped below the floor are skipped."""
+def bler_falls_along(sweep: Sweep) -> bool:
+    """True where BLER is taken as non-increasing along the axis (SNR), False where it is
+    non-decreasing (CSI error variance)."""
+    return sweep.axis is None
+
+
+def apply_skips(points: list[Point], skip_below_floor: bool, falls: bool = True) -> None:
+    """A curve's points beyond the first point, in the direction of falling BLER, that
+    stopped below the floor are skipped (``falls``: BLER non-increasing along the axis,
+    the SNR; else non-decreasing, as along the CSI error, and the points before it)."""
     if not skip_below_floor:
         return
     floor_si: dict[int, int] = {}
+    pick = min if falls else max
     for p in points:
         if p.stop == "below_floor":
-            floor_si[p.ci] = min(floor_si.get(p.ci, p.si), p.si)
+            floor_si[p.ci] = pick(floor_si.get(p.ci, p.si), p.si)
     for p in points:
-        if p.ci in floor_si and p.si > floor_si[p.ci]:
+        if p.ci in floor_si and (p.si > floor_si[p.ci] if falls else p.si < floor_si[p.ci]):
             p.skipped = True
 
 
@@ -186,7 +201,7 @@ def run_sweep(config: str | Path, out: str | Path = DEFAULT_OUT, address: str | 
                     p.add(k, records[key]["counts"])
                     reused += 1
             p.advance(rule)
-        apply_skips(points, st.skip_below_floor)
+        apply_skips(points, st.skip_below_floor, bler_falls_along(sweep))
         run: dict[str, Any] = {"address": address, "chunks_reused": reused,
                                "chunks_computed": 0, "journal_duplicates": journal.duplicates,
                                "journal_torn_bytes": journal.torn_bytes}
@@ -218,9 +233,10 @@ def _simulate(sweep: Sweep, points: list[Point], rule: dict[str, Any], journal: 
         cpus = int(ray.cluster_resources().get("CPU", 1))
         slots = max(1, min(workers, cpus) if workers else cpus)
         nodes = _nodes()
-        link = sweep.link.model_dump()
         cb = sweep.stopping.chunk_blocks
-        order = sorted(points, key=lambda p: (p.si, p.ci))
+        falls = bler_falls_along(sweep)
+        order = sorted(points, key=lambda p: (p.si if falls else -p.si, p.ci))
+        on_axis = sweep.axis is not None
         inflight: dict[Any, tuple[Point, int]] = {}
         computed, per_node, chunk_s = 0, {}, 0.0
 
@@ -238,7 +254,7 @@ def _simulate(sweep: Sweep, points: list[Point], rule: dict[str, Any], journal: 
                         k = p.next_chunk()
                         if k is None:
                             break
-                        spec = {"link": link, "curve": p.curve, "snr_db": p.snr_db,
+                        spec = {"link": p.link, "curve": p.curve, "snr_db": p.snr_db,
                                 "chunk": k, "blocks": cb, "seed": sweep.seed,
                                 "curve_key": curve_key(p.curve["label"],
                                                        sweep.common_random_numbers)}
@@ -252,7 +268,8 @@ def _simulate(sweep: Sweep, points: list[Point], rule: dict[str, Any], journal: 
                     got = ray.get(ref)
                     p.inflight.discard(k)
                     journal.append({"key": p.keys[k], "curve": p.curve["label"],
-                                    "snr_db": p.snr_db, "chunk": k, "counts": got["counts"],
+                                    "snr_db": p.snr_db, **({"x": p.x} if on_axis else {}),
+                                    "chunk": k, "counts": got["counts"],
                                     "seconds": round(got["seconds"], 4), "node": got["node"],
                                     "pid": got["pid"], "time": round(time.time(), 3)})
                     p.add(k, got["counts"])
@@ -261,7 +278,7 @@ def _simulate(sweep: Sweep, points: list[Point], rule: dict[str, Any], journal: 
                     chunk_s += got["seconds"]
                     per_node[got["node"]] = per_node.get(got["node"], 0) + 1
                     bar.update(1)
-                apply_skips(points, sweep.stopping.skip_below_floor)
+                apply_skips(points, sweep.stopping.skip_below_floor, falls)
                 bar.total = total()
                 done = sum(p.finished for p in points)
                 bar.set_postfix_str(f"points {done}/{len(points)}", refresh=True)
@@ -284,6 +301,8 @@ def _result(sweep: Sweep, curves: list[dict[str, Any]], points: list[Point],
         row: dict[str, Any] = {"label": p.curve["label"], "mode": p.curve["mode"],
                                "snr_db": p.snr_db,
                                "ebn0_db": p.snr_db - 10 * math.log10(bps * c.rate)}
+        if sweep.axis is not None:
+            row[sweep.axis.key] = p.x
         if p.skipped:
             row.update(status=SKIPPED, chunks=0)
         else:
@@ -294,6 +313,7 @@ def _result(sweep: Sweep, curves: list[dict[str, Any]], points: list[Point],
     return {"name": sweep.name, "description": sweep.description,
             "config_file": str(path), "config": sweep.model_dump(mode="json"),
             "code": CODE_NAME, "streams": n_t, "stopping_rule": "sweep.stats (module doc)",
+            "axis": sweep.axis_key,
             "curves": [{"label": cv["label"], "mode": cv["mode"],
                         "identity": curve_identity(cv)} for cv in curves],
             "points": rows, "run": run}

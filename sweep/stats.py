@@ -14,9 +14,11 @@ smallest k >= 1 for which one of these holds, checked in this order:
 Its counts are exactly those of that prefix; chunks finished beyond it are journaled
 but not counted. With ``skip_below_floor`` a curve's points above an SNR whose point
 stopped ``below_floor`` are not simulated (status ``skipped_below_floor``): BLER is
-taken as non-increasing in SNR. Every decision depends only on chunk results, which
-depend only on (seed, curve, SNR, chunk index), so the numbers do not depend on the
-number of workers, on completion order or on interruptions.
+taken as non-increasing in SNR (on a ``csi_error_var`` axis: the points below a CSI
+error variance whose point stopped ``below_floor``, BLER taken as non-decreasing in it).
+Every decision depends only on chunk results, which depend only on (seed, curve, the
+point's link, SNR, chunk index), so the numbers do not depend on the number of workers,
+on completion order or on interruptions.
 """
 
 from __future__ import annotations

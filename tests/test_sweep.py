@@ -313,6 +313,23 @@ def test_stopping_rule_and_intervals() -> None:
     assert (round(lo, 4), round(hi, 4)) == (0.0490, 0.1762)
 
 
+def test_chunk_keys_of_existing_sweeps_are_unchanged(tmp_path: Path) -> None:
+    """Keys computed before the CDL-A channel, estimation curves and the axis existed: the
+    new link keys stay out of a non-CDL link's identity, so old journals are reused."""
+    from sweep.runner import build_points
+
+    path = write_sweep(tmp_path, "pinned")
+    sweep = load_sweep(path)
+    ml = build_points(sweep, resolve(sweep, path))[0]
+    assert (ml.curve["label"], ml.snr_db) == ("ML", 13.0)
+    assert ml.keys[:2] == ["896150dcedb118b8fa3c9cedc6e4ae6a", "7ab267a1230666ad7e3bba45cf91e1d6"]
+    path = write_sweep(tmp_path, "pinned", link={"n_t": 2, "n_r": 2, "bits_per_symbol": 6,
+                                                 "channel": "rayleigh", "csi_error_var": 0.01})
+    sweep = load_sweep(path)
+    assert build_points(sweep, resolve(sweep, path))[0].keys[:2] == [
+        "d1865a5cd45253723b7c8f20efb63788", "2bb61c2ee8aae58ab3714c81a7207274"]
+
+
 def test_detector_names_match_phy() -> None:
     from phy.link import DETECTORS
 
