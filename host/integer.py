@@ -31,16 +31,51 @@ Semantics (FINN's Python execution of the specialized layers, which the RTL equa
       BIPOLAR output is ``2 y - 1``. Thresholds must be non-decreasing per channel (the
       RTL binary-searches them; unsorted ones are refused).
     * ``StreamingFIFO*`` / ``StreamingDataWidthConverter*``: identity on values.
+    * ``UnrolledMLP`` / ``_rtl`` (hw/custom_ops/unrolled_mlp.py): the chain of matmul
+      and threshold layers it computes, as above.
+    * ``DuplicateStreams`` / ``_hls`` / ``_rtl``: every output is the input (no step:
+      the outputs are aliases); ``NumOutputStreams`` must equal the node's outputs.
+    * ``StreamingSplit`` / ``_hls`` / ``_rtl``: output i is channels
+      ``[sum(P[:i]), sum(P[:i+1]))`` of each vector, ``P = ChannelsPerStream``
+      (column views, no copy); one input, ``len(P)`` outputs, ``inputDataType``.
+    * ``StreamingConcat`` / ``_hls`` / ``_rtl``: the inputs side by side per vector,
+      in input order (``ChannelsPerStream[i]`` channels of input i, each inside
+      ``inputDataTypes[i]``); the output datatype is FINN's
+      ``StreamingConcat.get_output_datatype`` (:func:`concat_type`).
+    * ``ElementwiseAdd`` / ``_hls`` / ``_rtl`` (ours, hw/custom_ops/elementwise_add.py:
+      FINN's ``ElementwiseAdd.execute_node``): ``lhs + rhs`` exactly, two streamed
+      integer inputs of equal shape (``lhs_shape == rhs_shape == out_shape``); the sum
+      must lie inside ``out_dtype``. Constant operands (``*_style="const"``),
+      broadcasting, float datatypes and MLO loop bodies are refused by name.
+    * ``CodebookLookup`` / ``_rtl`` (ours, hw/custom_ops/codebook_lookup.py):
+      ``y[..., c] = table[c or 0, min(idx[..., c], Levels - 1)]`` with the initializer
+      ``table`` (NumChannels, Levels) or (1, Levels) (one shared row); indices inside
+      the unsigned ``InputType``, the table inside ``OutputType``. Run as a ``lut``
+      step: per channel, the entries of its reachable indices (at most its table row).
+    * ``LabelSelect`` / ``_rtl`` (ours, hw/custom_ops/label_select.py), ``K = 1``: the
+      index of the first maximum per vector (``np.argmax``: lowest index on ties);
+      ``K > 1`` and ``LabelSelect_hls`` (its HLS tie order is not established here)
+      are refused.
     * anything else: :class:`UnsupportedLayerError` naming the node and its op type.
     The graph is a DAG over tensor names, run in topological order: several inputs and
-    outputs work.
+    outputs, forks and joins work. Every stream has ``numInputVectors`` vectors of its
+    channels per graph vector (``prod(out_shape[:-1])`` for ElementwiseAdd).
 
 How it is fast and why it is exact (section 3, :meth:`IntegerModel.describe`)
     * Value ranges. Every tensor gets a per-channel integer interval: graph inputs from
       their FINN datatype, a matmul column ``[sum min(W l, W h), sum max(W l, W h)]``,
-      a threshold layer its output levels. These must lie inside the datatypes the
-      hardware was built with (the accumulator / input / output datatype attributes),
-      else the layer is refused (the hardware would wrap where numpy would not).
+      a threshold layer its output levels, a split / concat / fork the channels' own,
+      an add ``[l_a + l_b, h_a + h_b]``, a lookup the min / max of the entries its
+      reachable indices select, an argmax ``[0, Labels - 1]``. These must lie inside
+      the datatypes the hardware was built with (the accumulator / input / output
+      datatype attributes: ``inputDataTypes``, ``lhs_dtype``, ``out_dtype``,
+      ``InputType`` / ``OutputType``, ...), else the layer is refused naming the node
+      (the hardware would wrap or truncate where numpy would not).
+    * Between steps every tensor holds exact integers (float32, float64 or int64; graph
+      inputs as the caller gives them). A concat copies its inputs into a buffer of the
+      narrowest of those holding its range exactly (float32 within ``2**24``, float64
+      within ``2**53``, else int64); an add casts both operands to the one holding them
+      and their sum, and adds there; a split hands out column views of its input.
     * Matmuls run in float32 BLAS where exact. Every partial sum of ``x @ W[:, j]``, in
       any summation order and with or without FMA, is an integer of magnitude
       ``<= P_j = sum_i max|x_i| |W_ij|``. If ``max_j P_j <= 2**24`` (in the units the
@@ -355,21 +390,37 @@ def _s(v: Any) -> str:
 
 @dataclass
 class Layer:
-    """One node of the integer graph, as read (weights and thresholds as numpy)."""
+    """One node of the integer graph, as read (weights, thresholds, tables as numpy).
+
+    ``inputs`` / ``outputs``: its data streams in the node's order (initializers such as
+    weights, thresholds and tables are not streams). Every kind but ``duplicate`` /
+    ``split`` (several outputs) and ``concat`` / ``add`` (several inputs) has one of each:
+    :attr:`input`, :attr:`output`."""
 
     name: str
     op_type: str
-    kind: str                      # "matmul" | "threshold" | "identity"
-    input: str
-    output: str
+    kind: str    # matmul, threshold, identity, duplicate, split, concat, add, lookup, argmax
+    inputs: list[str]
+    outputs: list[str]
     vectors: int = 1               # prod(numInputVectors): vectors per stream vector
     weights: np.ndarray | None = None        # (MW, MH) int64
     thresholds: np.ndarray | None = None     # (C or 1, K) float64, as stored
     levels: np.ndarray | None = None         # (K + 1,) int64: output value per count
-    channels: int = 0              # MH (matmul) or NumChannels (threshold)
+    channels: int = 0              # MH, NumChannels, sum(ChannelsPerStream) or Labels
     in_type: str = ""
     out_type: str = ""             # the layer's output datatype (acc type without act.)
     acc_type: str = ""
+    parts: list[int] = field(default_factory=list)     # split / concat: ChannelsPerStream
+    in_types: list[str] = field(default_factory=list)  # concat / add: per input
+    table: np.ndarray | None = None          # lookup: (NumTables, Levels) int64
+
+    @property
+    def input(self) -> str:
+        return self.inputs[0]
+
+    @property
+    def output(self) -> str:
+        return self.outputs[0]
 
 
 def _attr(node: Node, key: str, default: Any = None) -> Any:
@@ -434,7 +485,9 @@ def read_layer(node: Node, graph: Graph) -> Layer:
     if op in IDENTITY_OPS:
         if len(node.inputs) < 1 or len(node.outputs) != 1:
             raise IntegerGraphError(f"{where}: expected one input and one output")
-        return Layer(node.name, op, "identity", node.inputs[0], node.outputs[0])
+        return Layer(node.name, op, "identity", node.inputs[:1], list(node.outputs))
+    if op in DAG_OPS:
+        return read_dag_layer(node, graph)
     if len(node.outputs) != 1 or not node.inputs:
         raise IntegerGraphError(f"{where}: expected data input(s) and one output")
     if op in MVAU_OPS:
@@ -451,7 +504,7 @@ def read_layer(node: Node, graph: Graph) -> Layer:
             raise IntegerGraphError(f"{where}: weights of shape {w.shape}, attributes say "
                                     f"(MW, MH) = ({mw}, {mh})")
         odt = _s(_attr(node, "outputDataType"))
-        layer = Layer(node.name, op, "matmul", node.inputs[0], node.outputs[0],
+        layer = Layer(node.name, op, "matmul", node.inputs[:1], list(node.outputs),
                       _vectors(node), weights=w, channels=mh, in_type=idt, out_type=odt,
                       acc_type=_s(node.attributes.get("accDataType", odt)))
         if not int(_attr(node, "noActivation", 0)):
@@ -470,16 +523,141 @@ def read_layer(node: Node, graph: Graph) -> Layer:
         lv = _levels(t.shape[1], 1, int(_attr(node, "ActVal", 0)))
         if odt == "BIPOLAR":
             lv = 2 * lv - 1
-        return Layer(node.name, op, "threshold", node.inputs[0], node.outputs[0],
+        return Layer(node.name, op, "threshold", node.inputs[:1], list(node.outputs),
                      _vectors(node), thresholds=t, levels=lv, channels=c,
                      in_type=_s(_attr(node, "inputDataType")), out_type=odt)
     raise UnsupportedLayerError(
         f"{where}: not modelled by the integer executor (it runs {', '.join(MVAU_OPS)}, "
-        f"{', '.join(THRESHOLD_OPS)}, {', '.join(UNROLLED_OPS)} and FIFO/width-converter "
-        "nodes)")
+        f"{', '.join(THRESHOLD_OPS)}, {', '.join(UNROLLED_OPS)}, "
+        f"{', '.join(DAG_OPS)} and FIFO/width-converter nodes)")
 
 
 UNROLLED_OPS = ("UnrolledMLP", "UnrolledMLP_rtl")
+DUPLICATE_OPS = ("DuplicateStreams", "DuplicateStreams_hls", "DuplicateStreams_rtl")
+SPLIT_OPS = ("StreamingSplit", "StreamingSplit_hls", "StreamingSplit_rtl")
+CONCAT_OPS = ("StreamingConcat", "StreamingConcat_hls", "StreamingConcat_rtl")
+ADD_OPS = ("ElementwiseAdd", "ElementwiseAdd_hls", "ElementwiseAdd_rtl")
+LOOKUP_OPS = ("CodebookLookup", "CodebookLookup_rtl")
+ARGMAX_OPS = ("LabelSelect", "LabelSelect_rtl")   # K = 1; LabelSelect_hls is not ours
+DAG_OPS = DUPLICATE_OPS + SPLIT_OPS + CONCAT_OPS + ADD_OPS + LOOKUP_OPS + ARGMAX_OPS
+
+
+def _int_type(node: Node, key: str, value: Any = None) -> str:
+    """An integer datatype attribute (or ``value``); a non-integer one is refused."""
+    dt = _s(_attr(node, key) if value is None else value)
+    try:
+        int_range(dt, "")
+    except IntegerGraphError:
+        raise UnsupportedLayerError(f"node {node.name!r} ({node.op_type}): {key} {dt!r} is "
+                                    "not an integer datatype: only integer streams are "
+                                    "modelled") from None
+    return dt
+
+
+def _ints(node: Node, key: str) -> list[int]:
+    v = _attr(node, key)
+    return [int(x) for x in v] if isinstance(v, list) else [int(v)]
+
+
+def concat_type(types: list[str]) -> str:
+    """The output datatype of FINN's StreamingConcat for ``inputDataTypes``
+    (``StreamingConcat.get_output_datatype``: the smallest UINTn / INTn holding 0 and
+    every input's range)."""
+    lo = min([0] + [int_range(t, "concat")[0] for t in types])
+    hi = max([0] + [int_range(t, "concat")[1] for t in types])
+    if lo >= 0:
+        return f"UINT{hi.bit_length()}"
+    return f"INT{1 + (max(-lo, 1 + hi) - 1).bit_length()}"
+
+
+def read_dag_layer(node: Node, graph: Graph) -> Layer:
+    """The :class:`Layer` of a branching / joining node (module doc, Semantics), its
+    attributes checked against its streams."""
+    op, where = node.op_type, f"node {node.name!r} ({node.op_type})"
+    ins, outs = list(node.inputs), list(node.outputs)
+
+    def need(n_in: int | None, n_out: int | None) -> None:
+        if (n_in is not None and len(ins) != n_in) or (n_out is not None
+                                                        and len(outs) != n_out):
+            raise IntegerGraphError(f"{where}: {len(ins)} inputs and {len(outs)} outputs, "
+                                    f"expected {n_in or 'several'} and {n_out or 'several'}")
+    if op in DUPLICATE_OPS:
+        need(1, None)
+        if int(_attr(node, "NumOutputStreams")) != len(outs):
+            raise IntegerGraphError(f"{where}: NumOutputStreams="
+                                    f"{int(_attr(node, 'NumOutputStreams'))}, the node has "
+                                    f"{len(outs)} outputs")
+        dt = _int_type(node, "inputDataType")
+        return Layer(node.name, op, "duplicate", ins, outs, _vectors(node),
+                     channels=int(_attr(node, "NumChannels")), in_type=dt, out_type=dt)
+    if op in SPLIT_OPS or op in CONCAT_OPS:
+        split = op in SPLIT_OPS
+        parts = _ints(node, "ChannelsPerStream")
+        if split:
+            need(1, len(parts))
+        else:
+            need(len(parts), 1)
+        if not parts or min(parts) < 1:
+            raise IntegerGraphError(f"{where}: ChannelsPerStream={parts}")
+        if split:
+            dt = _int_type(node, "inputDataType")
+            types, odt = [dt], dt
+        else:
+            types = [_int_type(node, "inputDataTypes", t)
+                     for t in _attr(node, "inputDataTypes")]
+            if len(types) != len(ins):
+                raise IntegerGraphError(f"{where}: {len(types)} inputDataTypes for "
+                                        f"{len(ins)} inputs")
+            odt = concat_type(types)
+        return Layer(node.name, op, "split" if split else "concat", ins, outs,
+                     _vectors(node), channels=sum(parts), in_type=types[0], out_type=odt,
+                     parts=parts, in_types=types)
+    if op in ADD_OPS:
+        need(2, 1)
+        for side in ("lhs", "rhs"):
+            style = _s(node.attributes.get(f"{side}_style", b"input"))
+            if style != "input":
+                raise UnsupportedLayerError(f"{where}: {side}_style={style!r}: a constant "
+                                            "operand is not modelled (only two streams)")
+        if int(node.attributes.get("mlo_max_iter", 0)):
+            raise UnsupportedLayerError(f"{where}: an MLO loop body is not modelled")
+        shapes = [_ints(node, f"{k}_shape") for k in ("lhs", "rhs", "out")]
+        if not shapes[0] == shapes[1] == shapes[2]:
+            raise UnsupportedLayerError(f"{where}: lhs/rhs/out shapes {shapes}: "
+                                        "broadcasting is not modelled")
+        types = [_int_type(node, "lhs_dtype"), _int_type(node, "rhs_dtype")]
+        return Layer(node.name, op, "add", ins, outs,
+                     int(np.prod(shapes[2][:-1], dtype=np.int64)), channels=shapes[2][-1],
+                     in_type=types[0], out_type=_int_type(node, "out_dtype"),
+                     in_types=types)
+    if op in LOOKUP_OPS:
+        need(2, 1)
+        c, nt, lv = (int(_attr(node, k)) for k in ("NumChannels", "NumTables", "Levels"))
+        idt, odt = _int_type(node, "InputType"), _int_type(node, "OutputType")
+        if int_range(idt, where)[0] < 0:
+            raise IntegerGraphError(f"{where}: InputType {idt} is signed: index codes are "
+                                    "unsigned")
+        t = _initializer(node, graph, 1, "table")
+        if nt not in (1, c) or t.shape != (nt, lv) or lv < 1:
+            raise IntegerGraphError(f"{where}: table of shape {t.shape}, attributes say "
+                                    f"(NumTables, Levels) = ({nt}, {lv}); NumTables must be "
+                                    f"NumChannels={c} or 1, Levels >= 1")
+        t = _integers(t, node, "table entries")
+        lo, hi = int_range(odt, where)
+        if t.size and (int(t.min()) < lo or int(t.max()) > hi):
+            raise IntegerGraphError(f"{where}: table spans [{int(t.min())}, {int(t.max())}], "
+                                    f"outside OutputType {odt} [{lo}, {hi}]")
+        return Layer(node.name, op, "lookup", ins[:1], outs, _vectors(node), channels=c,
+                     in_type=idt, out_type=odt, table=t)
+    assert op in ARGMAX_OPS
+    need(1, 1)
+    if int(_attr(node, "K")) != 1:
+        raise UnsupportedLayerError(f"{where}: K={int(_attr(node, 'K'))}: only the top-1 "
+                                    "index (K=1, lowest index on ties) is modelled")
+    odt = _s(node.attributes.get("outputDataType", b""))
+    return Layer(node.name, op, "argmax", ins, outs, _vectors(node),
+                 channels=int(_attr(node, "Labels")), in_type=_int_type(node, "inputDataType"),
+                 out_type=_int_type(node, "outputDataType", odt) if odt else "")
 
 
 def read_unrolled(node: Node, graph: Graph) -> list[Layer]:
@@ -507,7 +685,7 @@ def read_unrolled(node: Node, graph: Graph) -> list[Layer]:
             # before thresholds: no accumulator datatype to check against (da4ml sizes
             # every adder from its exact interval; the planner derives the range itself)
             acc = "" if int(ht[i]) else dts[i + 1]
-            layers.append(Layer(f"{sub}/matmul", node.op_type, "matmul", x, acc_out, n,
+            layers.append(Layer(f"{sub}/matmul", node.op_type, "matmul", [x], [acc_out], n,
                                 weights=w, channels=w.shape[1], in_type=dts[i],
                                 out_type=acc, acc_type=acc))
             x, in_t = acc_out, acc
@@ -521,7 +699,7 @@ def read_unrolled(node: Node, graph: Graph) -> list[Layer]:
             lv = _levels(t.shape[1], 1, int(acts[i]))
             if dts[i + 1] == "BIPOLAR":
                 lv = 2 * lv - 1
-            layers.append(Layer(f"{sub}/threshold", node.op_type, "threshold", x, out, n,
+            layers.append(Layer(f"{sub}/threshold", node.op_type, "threshold", [x], [out], n,
                                 thresholds=t, levels=lv, channels=c, in_type=in_t,
                                 out_type=dts[i + 1]))
         x = out
@@ -657,8 +835,9 @@ class Threshold:
 
 @dataclass
 class Step:
-    """One executable step: a matmul (with the threshold layer it feeds, fused in), or a
-    standalone threshold layer. Holds arrays ready for the hot path."""
+    """One executable step: a matmul (with the threshold layer it feeds, fused in), a
+    standalone threshold layer, or a CodebookLookup (its tables as one ``lut``). Holds
+    arrays ready for the hot path."""
 
     layer: str                     # node name(s)
     op: str
@@ -761,6 +940,102 @@ class Step:
                 self.tiled[k] = None if vecs is None else [np.tile(v, k) for v in vecs]
                 k *= 2
 
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return (self.output,)
+
+
+@dataclass
+class Move:
+    """A step of a branching / joining node: StreamingSplit (column views, no copy),
+    StreamingConcat (one copy into a buffer), ElementwiseAdd (one add) or LabelSelect
+    (one argmax). DuplicateStreams and FIFOs are no step: their outputs are their input.
+    Values stay exact integers in ``dtype`` (chosen from their range: the module doc)."""
+
+    layer: str
+    op: str
+    method: str                    # split | concat | add | argmax
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    vectors: int
+    dtype: np.dtype                # of the output buffer (split: of the values, no buffer)
+    bound: float                   # largest magnitude of the values in and out
+    cuts: tuple[tuple[int, int], ...] = ()    # split / concat: channels [a, b) per stream
+    width: int = 0                 # channels per vector of the input (split, argmax) or
+    #                                output (concat, add)
+    free: tuple[str, ...] = ()
+    threshold: Threshold | None = None        # never: for code reading any step
+    routes: list[tuple[str, slice]] = field(default_factory=list)
+
+    def compile(self) -> None:
+        """:attr:`routes`: (stream, its channels) per output (split) / input (concat)."""
+        if self.cuts:
+            names = self.outputs if self.method == "split" else self.inputs
+            self.routes = [(t, slice(a, b)) for t, (a, b) in zip(names, self.cuts,
+                                                                  strict=True)]
+
+    def __call__(self, env: dict[str, np.ndarray], n: int, ws: dict[Any, np.ndarray]
+                 ) -> None:
+        raise NotImplementedError
+
+
+class SplitStep(Move):
+    def __call__(self, env: dict[str, np.ndarray], n: int, ws: dict[Any, np.ndarray]
+                 ) -> None:
+        x = env[self.inputs[0]]
+        if self.vectors == 1:
+            for o, cols in self.routes:
+                env[o] = x[:, cols]                     # a view: no copy
+        else:
+            x3 = x.reshape(n, self.vectors, self.width)
+            for o, cols in self.routes:
+                env[o] = x3[:, :, cols].reshape(n, -1)
+
+
+class ConcatStep(Move):
+    def __call__(self, env: dict[str, np.ndarray], n: int, ws: dict[Any, np.ndarray]
+                 ) -> None:
+        y = ws.get(id(self))
+        if y is None:
+            y = ws[id(self)] = np.empty((n, self.vectors * self.width), dtype=self.dtype)
+        if self.vectors == 1:
+            for t, cols in self.routes:
+                np.copyto(y[:, cols], env[t], casting="unsafe")   # integers, exact (dtype)
+        else:
+            y3 = y.reshape(n, self.vectors, self.width)
+            for t, cols in self.routes:
+                np.copyto(y3[:, :, cols], env[t].reshape(n, self.vectors, -1),
+                          casting="unsafe")
+        env[self.outputs[0]] = y
+
+
+class AddStep(Move):
+    def __call__(self, env: dict[str, np.ndarray], n: int, ws: dict[Any, np.ndarray]
+                 ) -> None:
+        y = ws.get(id(self))
+        if y is None:
+            y = ws[id(self)] = np.empty((n, self.vectors * self.width), dtype=self.dtype)
+        # both operands cast to dtype (exact: it holds them and the sum), added in it
+        np.add(env[self.inputs[0]], env[self.inputs[1]], out=y, dtype=self.dtype,
+               casting="unsafe")
+        env[self.outputs[0]] = y
+
+
+class ArgmaxStep(Move):
+    def __call__(self, env: dict[str, np.ndarray], n: int, ws: dict[Any, np.ndarray]
+                 ) -> None:
+        x = env[self.inputs[0]]
+        rows = n * self.vectors
+        y = ws.get(id(self))
+        if y is None:
+            y = ws[id(self)] = np.empty(rows, dtype=np.intp)
+        np.argmax(x.reshape(rows, self.width), axis=1, out=y)   # first maximum: lowest index
+        env[self.outputs[0]] = y.reshape(n, self.vectors)
+
 
 @dataclass
 class Stream:
@@ -830,20 +1105,22 @@ class IntegerModel:
     def _topological(self) -> list[Layer]:
         produced: dict[str, Layer] = {}
         for lay in self.layers:
-            if lay.output in produced or lay.output in self.inputs:
-                raise self._refuse(lay, f"tensor {lay.output!r} is produced twice")
-            produced[lay.output] = lay
+            for t in lay.outputs:
+                if t in produced or t in self.inputs:
+                    raise self._refuse(lay, f"tensor {t!r} is produced twice")
+                produced[t] = lay
         ready, order, pending = set(self.inputs), [], list(self.layers)
         while pending:
-            runnable = [lay for lay in pending if lay.input in ready]
+            runnable = [lay for lay in pending if all(t in ready for t in lay.inputs)]
             if not runnable:
                 lay = pending[0]
+                t = next(t for t in lay.inputs if t not in ready)
                 why = ("is produced by no node and is no graph input"
-                       if lay.input not in produced else "lies on a cycle")
-                raise self._refuse(lay, f"needs tensor {lay.input!r}, which {why}")
+                       if t not in produced else "lies on a cycle")
+                raise self._refuse(lay, f"needs tensor {t!r}, which {why}")
             for lay in runnable:
                 order.append(lay)
-                ready.add(lay.output)
+                ready.update(lay.outputs)
                 pending.remove(lay)
         missing = [o for o in self.outputs if o not in ready]
         if missing:
@@ -854,28 +1131,29 @@ class IntegerModel:
     # ---------------------------------------------------------------- planning
     def _plan(self) -> None:
         alias = self.alias
-        for lay in self.order:
-            if lay.kind == "identity":
-                alias[lay.output] = alias.get(lay.input, lay.input)
+        for lay in self.order:   # FIFOs, width converters, forks: their input, no step
+            if lay.kind in ("identity", "duplicate"):
+                for t in lay.outputs:
+                    alias[t] = alias.get(lay.input, lay.input)
         real = [lay for lay in self.order if lay.kind != "identity"]
-        src = {lay.name: alias.get(lay.input, lay.input) for lay in real}
+        srcs = {lay.name: [alias.get(t, t) for t in lay.inputs] for lay in real}
         outs = {alias.get(o, o) for o in self.outputs}
         users: dict[str, list[Layer]] = {}
         for lay in real:
-            users.setdefault(src[lay.name], []).append(lay)
+            if lay.kind != "duplicate":
+                for t in srcs[lay.name]:
+                    users.setdefault(t, []).append(lay)
         lo = {s.name: np.full(s.features, s.lo, dtype=np.int64) for s in self.inputs.values()}
         hi = {s.name: np.full(s.features, s.hi, dtype=np.int64) for s in self.inputs.values()}
         fused: set[str] = set()
         for lay in real:
             if lay.name in fused:
                 continue
-            x = src[lay.name]
-            if len(lo[x]) % lay.vectors:
-                raise self._refuse(lay, f"input {x!r} of {len(lo[x])} features is not "
-                                        f"{lay.vectors} vectors")
-            width = len(lo[x]) // lay.vectors
-            xl = lo[x].reshape(lay.vectors, width).min(0)
-            xh = hi[x].reshape(lay.vectors, width).max(0)
+            if lay.kind not in ("matmul", "threshold"):
+                self._plan_dag(lay, srcs[lay.name], lo, hi)
+                continue
+            x = srcs[lay.name][0]
+            xl, xh, width = self._per_channel(lay, x, lo, hi)
             self._check_range(lay, "input", xl, xh, lay.in_type)
             mag = np.maximum(np.abs(xl.astype(np.float64)), np.abs(xh.astype(np.float64)))
             thr = lay if lay.thresholds is not None else None
@@ -911,11 +1189,106 @@ class IntegerModel:
             lo[step.output] = np.tile(ol, lay.vectors)
             hi[step.output] = np.tile(oh, lay.vectors)
             self.steps.append(step)
-        last = {st.input: i for i, st in enumerate(self.steps)}
+        last = {t: i for i, st in enumerate(self.steps) for t in st.inputs}
         keep = set(self.inputs) | outs
         for t, i in last.items():
             if t not in keep:
                 self.steps[i].free += (t,)
+
+    def _per_channel(self, lay: Layer, x: str, lo: dict[str, np.ndarray],
+                     hi: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+        """The range of tensor ``x`` per channel (over ``lay.vectors`` vectors) and the
+        channels per vector."""
+        if len(lo[x]) % lay.vectors:
+            raise self._refuse(lay, f"input {x!r} of {len(lo[x])} features is not "
+                                    f"{lay.vectors} vectors")
+        width = len(lo[x]) // lay.vectors
+        return (lo[x].reshape(lay.vectors, width).min(0),
+                hi[x].reshape(lay.vectors, width).max(0), width)
+
+    def _plan_dag(self, lay: Layer, xs: list[str], lo: dict[str, np.ndarray],
+                  hi: dict[str, np.ndarray]) -> None:
+        """Check a branching / joining layer's streams against its attributes and
+        datatypes, give its outputs their ranges, and add its step (none for a fork)."""
+        v = lay.vectors
+        ranges = [self._per_channel(lay, x, lo, hi) for x in xs]
+        widths = [r[2] for r in ranges]
+        want = {"concat": lay.parts, "add": [lay.channels] * 2}.get(lay.kind, [lay.channels])
+        if widths != want:
+            raise self._refuse(lay, f"its inputs {xs} have {widths} features per vector, its "
+                                    f"attributes say {want}")
+        for i, (xl, xh, _) in enumerate(ranges):
+            self._check_range(lay, "input" if len(xs) == 1 else f"input {i}", xl, xh,
+                              lay.in_types[i] if lay.in_types else lay.in_type)
+        mags = [max(float(np.abs(r[0]).max(initial=0)), float(np.abs(r[1]).max(initial=0)))
+                for r in ranges]
+        if lay.kind == "duplicate":       # aliased in _plan: its outputs are its input
+            return
+        if lay.kind == "split":
+            xl, xh, _ = ranges[0]
+            cuts = tuple(zip(np.cumsum([0] + lay.parts[:-1]).tolist(),
+                             np.cumsum(lay.parts).tolist(), strict=True))
+            for t, (a, b) in zip(lay.outputs, cuts, strict=True):
+                lo[t], hi[t] = np.tile(xl[a:b], v), np.tile(xh[a:b], v)
+            self.steps.append(SplitStep(lay.name, lay.op_type, "split", (xs[0],),
+                                        tuple(lay.outputs), v, _repr_dtype(xl, xh), mags[0],
+                                        cuts, lay.channels))
+            return
+        if lay.kind == "concat":
+            ol = np.concatenate([r[0] for r in ranges])
+            oh = np.concatenate([r[1] for r in ranges])
+            cuts = tuple(zip(np.cumsum([0] + lay.parts[:-1]).tolist(),
+                             np.cumsum(lay.parts).tolist(), strict=True))
+            step: Move | Step = ConcatStep(lay.name, lay.op_type, "concat", tuple(xs),
+                                           (lay.output,), v, _repr_dtype(ol, oh), max(mags),
+                                           cuts, lay.channels)
+        elif lay.kind == "add":
+            ol, oh = ranges[0][0] + ranges[1][0], ranges[0][1] + ranges[1][1]
+            big = max(mags + [float(np.abs(ol).max(initial=0)),
+                              float(np.abs(oh).max(initial=0))])
+            dt = _dtype_for(big)
+            if dt is None:
+                raise self._refuse(lay, "values beyond 2**62")
+            step = AddStep(lay.name, lay.op_type, "add", tuple(xs), (lay.output,), v, dt,
+                           big, width=lay.channels)
+        elif lay.kind == "argmax":
+            ol = np.zeros(1, np.int64)
+            oh = np.full(1, lay.channels - 1, np.int64)
+            step = ArgmaxStep(lay.name, lay.op_type, "argmax", (xs[0],), (lay.output,), v,
+                              _repr_dtype(ranges[0][0], ranges[0][1]), mags[0],
+                              width=lay.channels)
+        else:
+            assert lay.kind == "lookup" and lay.table is not None
+            step, (ol, oh) = self._lookup_step(lay, xs[0], ranges[0][0], ranges[0][1])
+        self._check_range(lay, "output", ol, oh, lay.out_type)
+        lo[lay.output], hi[lay.output] = np.tile(ol, v), np.tile(oh, v)
+        self.steps.append(step)
+
+    def _lookup_step(self, lay: Layer, x: str, xl: np.ndarray, xh: np.ndarray
+                     ) -> tuple[Step, tuple[np.ndarray, np.ndarray]]:
+        """A CodebookLookup as a ``lut`` step: per channel c, the entries
+        ``table[c or 0, min(k, L - 1)]`` for the reachable indices k (clipped at L - 1:
+        the saturation), so at most the table's own C x L entries."""
+        t = lay.table
+        assert t is not None
+        c, levels = lay.channels, t.shape[1]
+        rows = np.broadcast_to(t, (c, levels))
+        il, ih = np.minimum(xl, levels - 1), np.minimum(xh, levels - 1)
+        sizes = ih - il + 1
+        base = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        parts = [rows[j, il[j]:ih[j] + 1] for j in range(c)]
+        ol = np.array([p.min() for p in parts], np.int64)
+        oh = np.array([p.max() for p in parts], np.int64)
+        off, top = base - il, base + sizes - 1
+        big = _largest(np.maximum(np.abs(xl), np.abs(xh))) + _largest(np.abs(off)) \
+            + _largest(top)
+        dt = _dtype_for(big)
+        if dt is None:
+            raise self._refuse(lay, "indices beyond 2**62")
+        step = Step(lay.name, lay.op_type, x, lay.output, lay.vectors, "lut", dt, big,
+                    table=np.concatenate(parts).astype(_repr_dtype(ol, oh)),
+                    offset=off.astype(dt), base=base.astype(dt), top=top.astype(dt))
+        return step, (ol, oh)
 
     def _check_range(self, lay: Layer, what: str, lo: np.ndarray, hi: np.ndarray,
                      datatype: str) -> None:
@@ -1062,20 +1435,35 @@ class IntegerModel:
         env, n = self.check(codes)
         env = {k: v.astype(np.int64) for k, v in env.items()}
         for lay in self.order:
-            a = env[lay.input]
-            if lay.kind != "identity":
-                a = a.reshape(n * lay.vectors, -1)
-                if lay.kind == "matmul":
-                    a = a @ lay.weights
+            xs = [env[t].reshape(n * lay.vectors, -1) for t in lay.inputs]
+            if lay.kind in ("identity", "duplicate"):
+                ys = xs * len(lay.outputs)
+            elif lay.kind == "split":
+                ys = np.split(xs[0], np.cumsum(lay.parts)[:-1], axis=1)
+            elif lay.kind == "concat":
+                ys = [np.concatenate(xs, axis=1)]
+            elif lay.kind == "add":
+                ys = [xs[0] + xs[1]]
+            elif lay.kind == "lookup":
+                t = lay.table
+                ch = np.arange(lay.channels) if t.shape[0] > 1 else np.zeros(lay.channels,
+                                                                              np.int64)
+                ys = [t[ch, np.minimum(xs[0], t.shape[1] - 1)]]
+            elif lay.kind == "argmax":
+                ys = [np.argmax(xs[0], axis=1)]
+            else:
+                a = xs[0] @ lay.weights if lay.kind == "matmul" else xs[0]
                 if lay.thresholds is not None:
                     a = lay.levels[(a[:, :, None] >= lay.thresholds[None]).sum(-1)]
-                a = a.reshape(n, -1)
-            env[lay.output] = a
+                ys = [a]
+            for t, y in zip(lay.outputs, ys, strict=True):
+                env[t] = y.reshape(n, -1)
         return {o: env[o].astype(np.int64) for o in self.outputs}
 
     def describe(self) -> list[dict[str, Any]]:
         """Per step: layer(s), method, arithmetic dtype and the exactness bound reached
-        (largest magnitude in units of the values' grid) against the dtype's limit."""
+        (largest magnitude in units of the values' grid) against the dtype's limit
+        (split, concat, add, argmax: the largest magnitude of their values)."""
         limit = {"float32": F32_EXACT, "float64": F64_EXACT, "int64": I64_SAFE}
         return [{"layer": s.layer, "op": s.op, "method": s.method, "dtype": s.dtype.name,
                  "bound": s.bound, "limit": limit[s.dtype.name]} for s in self.steps]
