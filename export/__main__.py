@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from configs import load_design
-from export.golden import build_golden
+from export.golden import build_golden, channel_inputs
 from export.qonnx_export import export_codes_model
 from export.reference import write_reference
 from zoo.checkpoint import load_trained
-from zoo.datasets import design_inputs
 
 
 def main() -> None:
@@ -42,7 +41,7 @@ def main() -> None:
     out = a.run / "export"
     export_codes_model(model, out / "model_qonnx.onnx")
     n = a.vectors or design["export"]["golden_vectors"]
-    x = design_inputs(design, spec.input_names, n, seed=12345)
+    x = channel_inputs(design, spec, n, seed=12345)
     golden = build_golden(model, x)
     np.savez_compressed(out / "golden.npz", **golden.to_npz())
     ref = write_reference(design, a.run, out)

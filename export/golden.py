@@ -96,6 +96,40 @@ def extreme_vectors(features: int, lo: int, hi: int, rng: np.random.Generator,
     return np.concatenate([np.stack(fixed), mixes]).astype(np.int64)
 
 
+def channel_inputs(design: dict[str, Any], spec: IOSpec, n: int, seed: int
+                   ) -> dict[str, np.ndarray]:
+    """(n, features) float channel vectors of every input of ``spec``: the design's data
+    set where it has the feature; an input it lacks (EQ-Net g's codebook input of f_Q's
+    indices) comes from the run of ``train.source.design`` (runs/<design>): that
+    network's output of the same name on its own data, as this spec's levels."""
+    from zoo.checkpoint import load_trained, run_of
+    from zoo.datasets import design_data
+
+    data = design_data(design, n, seed)
+    out = {t.name: data[t.name] for t in spec.inputs if t.name in data}
+    missing = [t for t in spec.inputs if t.name not in data]
+    if not missing:
+        return out
+    src = (design.get("train") or {}).get("source")
+    if not src:
+        raise KeyError(f"design {design['name']!r}: inputs {[t.name for t in missing]} are "
+                       f"not features of data kind {design['data']['kind']!r}, and no "
+                       "train.source names the network that produces them")
+    from configs import load_design
+
+    src_design = load_design(src["design"])
+    src_net = load_trained(src_design, run_of(src["design"]))
+    src_spec = src_net.iospec()
+    x = design_data(src_design, n, seed)
+    codes = reference_codes(src_net, {t.name: t.to_codes(x[t.name]) for t in src_spec.inputs})
+    for t in missing:
+        if t.name not in codes:
+            raise KeyError(f"design {design['name']!r}: input {t.name!r} is not an output of "
+                           f"{src['design']!r} (outputs {sorted(codes)})")
+        out[t.name] = t.to_float(codes[t.name])
+    return out
+
+
 def build_golden(model: Any, channel_inputs: dict[str, np.ndarray], seed: int = 0,
                  n_ties: int = 2000) -> Golden:
     """Golden named input/output codes for the three sets (channel, ties, extremes)."""

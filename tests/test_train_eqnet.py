@@ -17,8 +17,8 @@ import yaml
 import configs
 from configs.schema import Design, validate_data
 from train.run import fit_design, save_run
-from train.tasks import eqnet
 from train.tasks.eqnet import eq7_loss
+from zoo import checkpoint
 
 DATA = {"kind": "mimo_llr", "n_t": 2, "n_r": 2, "bits_per_symbol": 2,
         "snr_points": [0.0, 4.0, 8.0]}
@@ -61,11 +61,12 @@ def stage1(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         (root / "designs" / f"{d['name']}.yaml").write_text(yaml.safe_dump(d))
     mp = pytest.MonkeyPatch()
     mp.setattr(configs, "CONFIG_DIR", root)
-    mp.setattr(eqnet, "RUNS", root / "runs")
+    mp.setattr(checkpoint, "RUNS", root / "runs")
     torch.set_num_threads(1)
     run = fit_design(fq, "tiny")
     save_run(fq, "tiny", run, root / "runs" / FQ["name"])
     g_run = fit_design(g, "tiny")
+    save_run(g, "tiny", g_run, root / "runs" / G["name"])
     yield {"fq": fq, "g": g, "run": run, "g_run": g_run, "root": root}
     mp.undo()
 
@@ -139,3 +140,35 @@ def test_stage1_refuses_a_decoder_that_does_not_chain(tmp_path: Path,
     with pytest.raises(ValueError, match=r"decoder input 'latent' has 3 features x 16 "
                                          r"levels; f_Q's 'latent' has 3 x 8"):
         fit_design(fq, "tiny")
+
+
+def test_g_exports_with_f_q_indices_as_its_channel_vectors(stage1: dict[str, Any]) -> None:
+    """Export of g: its channel golden vectors are f_Q's indices on f_Q's data (read from
+    f_Q's run), and the QONNX model computes exactly g's codes on every golden set."""
+    from export.golden import build_golden, channel_inputs
+    from export.qonnx_export import export_codes_model
+    from hw.verify import execute_codes
+    from zoo.datasets import design_data
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(configs, "CONFIG_DIR", stage1["root"])
+    mp.setattr(checkpoint, "RUNS", stage1["root"] / "runs")
+    try:
+        f, g = stage1["run"].net.eval(), stage1["g_run"].net.eval()
+        spec = g.iospec()
+        x = channel_inputs(stage1["g"], spec, 500, seed=7)
+        data = design_data(stage1["fq"], 500, seed=7)
+        want = f.output_codes(soft_bits=torch.from_numpy(
+            f.iospec().inputs[0].to_codes(data["soft_bits"])).float())["latent"].numpy()
+        np.testing.assert_array_equal(spec.inputs[0].to_codes(x["latent"]), want)
+        golden = build_golden(g, x, n_ties=200)
+        assert set(np.unique(golden.sets)) == {"channel", "ties", "extremes"}
+        path = stage1["root"] / "export" / "model_qonnx.onnx"
+        export_codes_model(g, path)
+        got = execute_codes(path, golden.inputs, {"soft_bits": 2.0 ** -7}, "qonnx")
+        np.testing.assert_array_equal(got["soft_bits"], golden.outputs["soft_bits"])
+        bad = {**stage1["g"], "train": {**stage1["g"]["train"], "source": None}}
+        with pytest.raises(KeyError, match=r"inputs \['latent'\] are not features"):
+            channel_inputs(bad, spec, 10, seed=0)
+    finally:
+        mp.undo()

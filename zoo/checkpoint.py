@@ -10,6 +10,14 @@ from torch import nn
 
 from zoo.registry import build_network
 
+#: Where ``make train`` writes a design's run (``runs/<design>``, the Makefile's RUN_DIR).
+RUNS = Path("runs")
+
+
+def run_of(design_name: str) -> Path:
+    """The run folder of a design by the repository's convention (``runs/<design>``)."""
+    return RUNS / design_name
+
 
 def load_trained(design: dict[str, Any], run_dir: Path) -> nn.Module:
     """The trained quantized network of a design from its run folder, in eval mode."""

@@ -23,7 +23,6 @@ takes it with ``from_run`` (``train.source: {design, key}``): stages talk throug
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,11 +31,10 @@ from torch import nn
 from tqdm import tqdm
 
 from train.tasks.base import VAL_SAMPLES, TaskResult, TaskRun, batches, one_cycle, register
+from zoo import checkpoint
 from zoo.datasets import design_data
 from zoo.network import CodebookInput, KMeansHead, QuantNet
 from zoo.registry import build_network
-
-RUNS = Path("runs")
 
 
 def eq7_loss(x: torch.Tensor, x_hat: torch.Tensor, w: torch.Tensor, eps: float
@@ -164,7 +162,7 @@ def from_run(run: TaskRun) -> TaskResult:
     of design ``train.source.design`` (``runs/<design>/checkpoint.pt``), e.g. EQ-Net's g
     trained in f_Q's stage 1."""
     src = run.design["train"]["source"]
-    path = RUNS / src["design"] / "checkpoint.pt"
+    path = checkpoint.run_of(src["design"]) / "checkpoint.pt"
     if not path.is_file():
         raise FileNotFoundError(f"design {run.design['name']!r}: train.source reads {path}, "
                                 f"which does not exist: run `make train "
