@@ -13,7 +13,8 @@ Board side (numpy, plus pynq on a board; numpy 1.x and 2.x):
                    driver
 ``host.backends.pynq_backend``  the board: ``pynq.Overlay``, ``pynq.allocate``, IODMA MMIO
 ``host.integer`` / ``host.backends.integer``  the package's integer graph (MVAU,
-                   Thresholding) executed in numpy, bit-exact with the RTL: the hardware
+                   Thresholding, unrolled MLPs, split/concat/fork, residual adds, codebook
+                   lookups, argmax) executed in numpy, bit-exact with the RTL: the hardware
                    model in the link loop and the fair CPU baseline (``backend="integer"``)
 
 Development side (torch, FINN, Verilator; never imported on the board):

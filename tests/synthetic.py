@@ -219,9 +219,15 @@ class GBranchModel(CodesModel):
 
 
 def calibrate(model: nn.Module, n_in: int | tuple[int, ...], seed: int = 0) -> nn.Module:
-    """Random weights, then a few training-mode passes so activation scales settle
-    (``n_in``: features of the one input, or of each input in order)."""
+    """Random weights drawn from ``seed`` (the models draw theirs when constructed, before
+    this seeds torch: redrawn here, so a test's graphs are the same in every process), then
+    a few training-mode passes so activation scales settle (``n_in``: features of the one
+    input, or of each input in order)."""
     torch.manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Linear):  # QuantLinear too
+                m.reset_parameters()
     model.train()
     sizes = (n_in,) if isinstance(n_in, int) else tuple(n_in)
     with torch.no_grad():

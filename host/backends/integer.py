@@ -1,10 +1,10 @@
 """The package's integer graph in numpy: ``backend="integer"`` (board-side: numpy only).
 
 :class:`IntegerBackend` runs ``model_finn.onnx`` of a checked package through
-:class:`host.integer.IntegerModel`: the hardware's integer function (FINN's MVAU and
-Thresholding layers, bit-exact), without the board, the RTL simulation or FINN. It reads
-the model once, from bytes whose sha256 it checks against the manifest at the read, and
-carries any number of named input and output streams.
+:class:`host.integer.IntegerModel`: the hardware's integer function (every layer our
+compiler emits, see its docstring; bit-exact), without the board, the RTL simulation or
+FINN. It reads the model once, from bytes whose sha256 it checks against the manifest
+at the read, and carries any number of named input and output streams.
 """
 
 from __future__ import annotations
