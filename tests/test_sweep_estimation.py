@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 
 from configs import REPO_ROOT, ConfigError
 from sweep.config import ESTIMATION_MODES, ESTIMATOR_NAMES, load_sweep, resolve
@@ -32,6 +31,7 @@ from sweep.processing import (
     estimator_complex,
     estimator_inputs,
 )
+from tests.test_sweep import write_sweep
 
 LINK = {"n_t": 2, "n_r": 2, "bits_per_symbol": 6, "channel": "rayleigh", "epa_subcarriers": 108,
         "cdl_subcarriers": 612, "cdl_symbols": 1, "cdl_delay_spread_ns": 100,
@@ -44,19 +44,15 @@ def rng_of(snr: float, chunk: int, seed: int = 7) -> np.random.Generator:
 
 
 def write(folder: Path, name: str, **over: Any) -> Path:
-    cfg: dict[str, Any] = {
-        "name": name, "seed": 3,
-        "link": {"n_t": 2, "n_r": 2, "bits_per_symbol": 6, "channel": "rayleigh"},
-        "snr_db": [14.35],
+    """A sweep YAML (tests/test_sweep.py's writer) of ML and the exact-ML estimator at the
+    paper's 14.35 dB; ``over`` replaces top-level keys."""
+    return write_sweep(folder, name, **{
+        "seed": 3, "snr_db": [14.35],
         "stopping": {"target_block_errors": 8, "max_blocks": 60, "chunk_blocks": 10,
                      "floor_bler": 1e-3},
         "curves": [{"label": "ML", "mode": "ml"},
-                   {"label": "exact ML estimator", "mode": "estimate", "estimator": "exact-ml"}],
-    }
-    cfg.update(over)
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return path
+                   {"label": "exact ML estimator", "mode": "estimate",
+                    "estimator": "exact-ml"}], **over})
 
 
 # --- the estimator interface -------------------------------------------------------------

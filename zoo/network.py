@@ -237,7 +237,26 @@ class LevelsHead(nn.Module):
         return [float(x) for x in ((v[1:] + v[:-1]) / 2).astype(np.float32)]
 
 
-class UniformLevelsHead(nn.Module):
+class _BoundaryHead(nn.Module):
+    """An output head whose index is ``#{k : act(y) >= boundary_k}`` per feature (a
+    :class:`zoo.quantizers.BoundaryQuantizer` ``self.quant`` after ``self.act``): exported
+    as ``act -> MultiThreshold`` (provenance learned_boundaries)."""
+
+    act: nn.Module
+    quant: BoundaryQuantizer
+
+    def _act(self, y: Any) -> torch.Tensor:
+        return self.act(getattr(y, "value", y))
+
+    def quantized(self, y: torch.Tensor) -> torch.Tensor:
+        """The float index (what export traces: activation -> MultiThreshold)."""
+        return self.quant.index(self._act(y))
+
+    def codes(self, y: torch.Tensor) -> torch.Tensor:
+        return self.quant.indices(self._act(y)).int()
+
+
+class UniformLevelsHead(_BoundaryHead):
     """Output head: activation -> ``levels`` uniform levels on [lo, hi] by fixed decision
     boundaries (a :class:`zoo.quantizers.BoundaryQuantizer` with ``learned=False``).
 
@@ -272,21 +291,11 @@ class UniformLevelsHead(nn.Module):
         self.quant = BoundaryQuantizer(torch.from_numpy(bounds)[None, :], learned=False)
         self.register_buffer("levels", torch.from_numpy(self.level_values.copy()))
 
-    def _act(self, y: Any) -> torch.Tensor:
-        return self.act(getattr(y, "value", y))
-
-    def quantized(self, y: torch.Tensor) -> torch.Tensor:
-        """The float index (what export traces: activation -> MultiThreshold)."""
-        return self.quant.index(self._act(y))
-
-    def codes(self, y: torch.Tensor) -> torch.Tensor:
-        return self.quant.indices(self._act(y)).int()
-
     def value(self, y: torch.Tensor) -> torch.Tensor:
         """Level values; straight-through gradient to the activation."""
         a = self._act(y)
         v = self.levels[self.quant.indices(a)]
-        return a + (v - a).detach()
+        return v + (a - a.detach())  # exactly v; gradient straight through to a
 
     def boundaries(self) -> np.ndarray:
         """(L-1,) float32 decision boundaries, as exported."""
@@ -298,7 +307,7 @@ class UniformLevelsHead(nn.Module):
                           post="codebook")
 
 
-class KMeansHead(nn.Module):
+class KMeansHead(_BoundaryHead):
     """Output head: activation -> one scalar quantizer per feature with ``levels`` k-means
     levels (EQ-Net's latent quantizer: k-means++ per latent dimension after stage 1).
 
@@ -329,9 +338,6 @@ class KMeansHead(nn.Module):
     def _midpoints(levels: np.ndarray) -> np.ndarray:
         return ((levels[:, 1:] + levels[:, :-1]) / 2).astype(np.float32)
 
-    def _act(self, y: Any) -> torch.Tensor:
-        return self.act(getattr(y, "value", y))
-
     @torch.no_grad()
     def fit(self, activations: torch.Tensor | np.ndarray, seed: int = 0) -> None:
         """Fit the levels to (N, C) activation values (k-means++ per feature)."""
@@ -341,13 +347,6 @@ class KMeansHead(nn.Module):
         self.levels.copy_(torch.from_numpy(centres.astype(np.float32)))
         self.quant.boundaries.copy_(torch.from_numpy(self._midpoints(centres)))
         self.fitted.fill_(True)
-
-    def quantized(self, y: torch.Tensor) -> torch.Tensor:
-        """The float index (what export traces: activation -> MultiThreshold)."""
-        return self.quant.index(self._act(y))
-
-    def codes(self, y: torch.Tensor) -> torch.Tensor:
-        return self.quant.indices(self._act(y)).int()
 
     def value(self, y: torch.Tensor) -> torch.Tensor:
         a = self._act(y)
