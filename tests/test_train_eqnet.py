@@ -123,6 +123,13 @@ def test_from_run_takes_the_decoder_and_refuses_a_stranger(stage1: dict[str, Any
     with pytest.raises(ValueError, match="trained as design 'eqnet-g-test', not "
                                          "'eqnet-g-other'"):
         fit_design(other, "tiny")
+    ckpt_old = stage1["root"] / "runs" / "old-fq" / "checkpoint.pt"
+    ckpt_old.parent.mkdir(parents=True)
+    torch.save({"design": "old-fq", "decoder": {"net.0.weight": torch.zeros(48, 6)}}, ckpt_old)
+    old = _design(G, task="from_run", source={"design": "old-fq", "key": "decoder"})
+    with pytest.raises(ValueError, match=r"'decoder' does not fit design 'eqnet-g-test'.s "
+                                         r"network .*retrain 'old-fq'"):
+        fit_design(old, "tiny")
     missing = _design({**G, "name": "eqnet-g-test"}, task="from_run",
                       source={"design": "nowhere", "key": "decoder"})
     with pytest.raises(FileNotFoundError, match="make train DESIGN=nowhere"):

@@ -175,6 +175,12 @@ def from_run(run: TaskRun) -> TaskResult:
     if owner is not None and owner != run.design["name"]:
         raise ValueError(f"{path}: {key!r} was trained as design {owner!r}, not "
                          f"{run.design['name']!r}")
-    run.net.load_state_dict(ckpt[key])
+    try:
+        run.net.load_state_dict(ckpt[key])
+    except RuntimeError as e:  # another topology: say which entry, not torch's key dump
+        first = str(e).splitlines()[0]
+        raise ValueError(f"{path}: {key!r} does not fit design {run.design['name']!r}'s "
+                         f"network ({first}); retrain {src['design']!r} with "
+                         f"train.decoder_design: {run.design['name']}") from None
     return TaskResult([], metrics={"source": str(path), "source_key": key,
                                    "source_recipe": ckpt.get("recipe")})
