@@ -194,7 +194,8 @@ def _choices(names: Iterable[str]) -> str:
 
 
 #: Training tasks (train.tasks.TASKS; tests/test_train_tasks.py checks the two agree).
-TASK_NAMES = ("reconstruction", "regression", "classification", "eqnet_stage1", "from_run")
+TASK_NAMES = ("reconstruction", "regression", "classification", "eqnet_stage1",
+              "eqnet_stage2", "from_run")
 #: Default task by model layout when train.task is omitted (the registry's default,
 #: zoo.registry.task_of; tests/test_train_tasks.py checks it for every shipped design).
 DEFAULT_TASK = {"mlp": "reconstruction", "paths": "regression"}
@@ -616,6 +617,7 @@ class SourceConfig(_Strict):
 #: Keys read only by some tasks: task -> (required keys, optional keys).
 TASK_KEYS = {"reconstruction": (("decoder_hidden", "loss", "loss_eps"), ()),
              "eqnet_stage1": (("decoder_design", "loss_eps"), ("finetune_epochs",)),
+             "eqnet_stage2": (("teacher_design",), ()),
              "from_run": (("source",), ())}
 
 
@@ -644,6 +646,10 @@ class TrainConfig(_Strict):
     finetune_epochs: Annotated[int, Field(strict=True, ge=0)] = _f(
         "an integer >= 0 (eqnet_stage1 only; default 0)",
         "Epochs of g alone on the k-means-quantized latents after the fit, f_Q frozen.",
+        default=None)
+    teacher_design: Annotated[str, Field(strict=True, pattern=NAME_RE)] = _f(
+        "a design name (eqnet_stage2 only, required there)",
+        "The f_Q whose run (runs/<design>: f_Q and its deployed g) this f_E learns from.",
         default=None)
     source: SourceConfig = _f(
         "a mapping {design, key} (from_run only, required there)",
@@ -775,13 +781,14 @@ class Design(_Strict):
             raise _cross("train.task", "'reconstruction' trains a one-input, one-output "
                          "network with a float decoder; this model has the paths layout",
                          "'regression', 'classification' or 'eqnet_stage1'")
-        if task == "eqnet_stage1" and (layout != "paths" or kind != "mimo_llr"):
-            raise _cross("train.task", "'eqnet_stage1' trains a paths-layout f_Q on "
+        if task in ("eqnet_stage1", "eqnet_stage2") and (layout != "paths" or
+                                                         kind != "mimo_llr"):
+            raise _cross("train.task", f"{task!r} trains a paths-layout network on "
                          "mimo_llr data", "a paths-layout model with data.kind 'mimo_llr'")
         if task in ("regression", "classification") and kind == "mimo_llr":
             raise _cross("train.task", f"{task!r} trains against target:<output> "
                          "features; data kind 'mimo_llr' has none",
-                         "'reconstruction' or 'eqnet_stage1'")
+                         "'reconstruction', 'eqnet_stage1' or 'eqnet_stage2'")
         required, optional = TASK_KEYS.get(task, ((), ()))
         for k in required:
             if k not in self.train.model_fields_set:

@@ -362,12 +362,12 @@ LAYOUT_CASES: list[tuple[str, str, Callable[[dict[str, Any]], None], str, list[s
      "data.kind", ["did you mean 'synthetic_teacher'"]),
     ("task-unknown", TWO_IO, lambda d: d["train"].update(task="denoising"), "train.task",
      ["got 'denoising'", "'reconstruction', 'regression', 'classification', "
-                         "'eqnet_stage1' or 'from_run'"]),
+                         "'eqnet_stage1', 'eqnet_stage2' or 'from_run'"]),
     ("task-reconstruction-paths", TWO_IO, lambda d: d["train"].update(task="reconstruction"),
      "train.task", ["'reconstruction' trains a one-input, one-output network",
                     "'regression', 'classification' or 'eqnet_stage1'"]),
     ("stage1-on-synthetic", TWO_IO, lambda d: d["train"].update(task="eqnet_stage1"),
-     "train.task", ["'eqnet_stage1' trains a paths-layout f_Q on mimo_llr data"]),
+     "train.task", ["'eqnet_stage1' trains a paths-layout network on mimo_llr data"]),
     ("from-run-no-source", TWO_IO, lambda d: d["train"].update(task="from_run"),
      "train.source", ["missing required key (train.task is 'from_run')", "{design, key}"]),
     ("source-on-regression", TWO_IO, lambda d: d["train"].update(

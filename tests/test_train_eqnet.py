@@ -43,6 +43,19 @@ G = {"name": "eqnet-g-test", "family": "eqnet", "network": "decoder",
                "weight_bits": 6, "act_bits": 6}}
 
 
+FE = {"name": "eqnet-fe-test", "family": "eqnet", "network": "encoder",
+      "model": {"inputs": {"y": {"features": 4, "bits": 8, "scale_log2": -5},
+                           "H": {"features": 8, "bits": 8, "scale_log2": -5},
+                           "noise_std": {"features": 1, "bits": 8, "scale_log2": -7}},
+                "paths": {"latent": {"from": ["y", "H", "noise_std"],
+                                     "input_layers": {"y": 16, "H": 16, "noise_std": 4},
+                                     "hidden": [24], "residual_blocks": 1,
+                                     "out_features": 3,
+                                     "head": {"kind": "kmeans", "activation": "tanh",
+                                              "levels": 8}}},
+                "weight_bits": 6, "act_bits": 6}}
+
+
 def _design(base: dict[str, Any], **train: Any) -> dict[str, Any]:
     d = copy.deepcopy({**COMMON, **base})
     d["train"].update(train)
@@ -67,7 +80,11 @@ def stage1(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     save_run(fq, "tiny", run, root / "runs" / FQ["name"])
     g_run = fit_design(g, "tiny")
     save_run(g, "tiny", g_run, root / "runs" / G["name"])
-    yield {"fq": fq, "g": g, "run": run, "g_run": g_run, "root": root}
+    fe = _design(FE, task="eqnet_stage2", teacher_design=FQ["name"])
+    validate_data(fe, Design, root / f"{fe['name']}.yaml", "design")
+    fe_run = fit_design(fe, "tiny")
+    yield {"fq": fq, "g": g, "fe": fe, "run": run, "g_run": g_run, "fe_run": fe_run,
+           "root": root}
     mp.undo()
 
 
@@ -177,5 +194,46 @@ def test_g_exports_with_f_q_indices_as_its_channel_vectors(stage1: dict[str, Any
         bad = {**stage1["g"], "train": {**stage1["g"]["train"], "source": None}}
         with pytest.raises(KeyError, match=r"inputs \['latent'\] are not features"):
             channel_inputs(bad, spec, 10, seed=0)
+    finally:
+        mp.undo()
+
+
+def test_stage2_learns_f_q_latents_and_shares_its_quantizer(stage1: dict[str, Any]) -> None:
+    """f_E (y, H, sigma through per-input layers and a residual block) learns f_Q's latent
+    manifold by L1, takes f_Q's k-means quantizer, and its indices feed the same g: the
+    joint mode, exactly through the contracts."""
+    h = {row["phase"]: row for row in stage1["fe_run"].result.history}
+    assert h["trained"]["val_l1"] < 0.6 * h["init"]["val_l1"]
+    # End to end through the frozen g: below knowing nothing (soft-bit power 0.78); the
+    # teacher's row is f_Q's own stage-1 result on the same validation samples.
+    assert h["trained"]["val_e2e_softbit_mse"] < 0.7 * 0.78
+    fq_final = stage1["run"].result.history[-1]["val_loss"]
+    assert h["trained"]["teacher_e2e_loss"] == pytest.approx(fq_final, rel=1e-5)
+    f, fe, g = stage1["run"].net.eval(), stage1["fe_run"].net.eval(), stage1["g_run"].net
+    assert torch.equal(fe.heads["latent"].levels, f.heads["latent"].levels)
+    fe_out, f_out = fe.iospec().outputs[0], f.iospec().outputs[0]
+    assert fe_out.codebook == f_out.codebook and fe_out.per_feature
+    assert fe_out.datatype == g.iospec().inputs[0].datatype == "UINT3"
+    rng = np.random.default_rng(2)
+    codes = {t.name: torch.from_numpy(rng.integers(-100, 100, (2000, t.features))).float()
+             for t in fe.iospec().inputs}
+    idx = fe.output_codes(**codes)["latent"]
+    out = g.eval().output_codes(latent=idx)["soft_bits"].numpy()
+    floats = [torch.from_numpy(t.to_float(codes[t.name].numpy().astype(np.int64)))
+              for t in fe.iospec().inputs]
+    want = g.iospec().outputs[0].to_codes(g(fe(*floats)).detach().numpy())
+    np.testing.assert_array_equal(out, want)
+
+
+def test_stage2_refuses_a_head_that_is_not_f_q_quantizer(stage1: dict[str, Any]) -> None:
+    bad = _design(FE, task="eqnet_stage2", teacher_design=FQ["name"])
+    bad["model"]["paths"]["latent"]["head"]["levels"] = 16
+    mp = pytest.MonkeyPatch()
+    mp.setattr(configs, "CONFIG_DIR", stage1["root"])
+    mp.setattr(checkpoint, "RUNS", stage1["root"] / "runs")
+    try:
+        with pytest.raises(ValueError, match=r"must be a kmeans head of 3 features x 8 "
+                                             r"levels, as f_Q 'eqnet-fq-test'"):
+            fit_design(bad, "tiny")
     finally:
         mp.undo()

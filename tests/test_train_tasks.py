@@ -157,7 +157,8 @@ def test_unknown_task_refused(tmp_path: Path) -> None:
         train_design(design, "tiny", tmp_path / "run")
     msg = str(ei.value)
     assert "'denoising'" in msg and "train.task" in msg
-    assert "known tasks: classification, eqnet_stage1, from_run, reconstruction, regression" in msg
+    assert ("known tasks: classification, eqnet_stage1, eqnet_stage2, from_run, "
+            "reconstruction, regression") in msg
     assert not (tmp_path / "run").exists()                      # refused before any work
 
 
@@ -173,7 +174,8 @@ def test_cli_refuses_unknown_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert train_main(["--design", "synth-two-io", "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert "train.task: got 'denoising'" in err
-    assert "'reconstruction', 'regression', 'classification', 'eqnet_stage1' or 'from_run'" in err
+    assert ("'reconstruction', 'regression', 'classification', 'eqnet_stage1', "
+            "'eqnet_stage2' or 'from_run'") in err
     assert not (tmp_path / "run").exists()
 
 

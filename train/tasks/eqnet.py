@@ -184,3 +184,92 @@ def from_run(run: TaskRun) -> TaskResult:
                          f"train.decoder_design: {run.design['name']}") from None
     return TaskResult([], metrics={"source": str(path), "source_key": key,
                                    "source_recipe": ckpt.get("recipe")})
+
+
+def _teacher(design: dict[str, Any]) -> tuple[QuantNet, QuantNet, dict[str, Any]]:
+    """(f_Q, g, f_Q's design) from the run of ``train.teacher_design`` (its checkpoint
+    carries g as ``decoder``), both frozen in eval mode."""
+    from configs import load_design
+
+    fq_design = load_design(design["train"]["teacher_design"])
+    path = checkpoint.run_of(fq_design["name"]) / "checkpoint.pt"
+    f_q = checkpoint.load_trained(fq_design, path.parent)
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if "decoder_design" not in ckpt:
+        raise ValueError(f"{path} has no deployed decoder (decoder_design): train "
+                         f"{fq_design['name']!r} with train.task: eqnet_stage1")
+    g = build_network(load_design(ckpt["decoder_design"]))
+    g.load_state_dict(ckpt["decoder"])
+    for m in (f_q, g):
+        m.eval()
+        for p in m.parameters():
+            p.requires_grad_(False)
+    return f_q, g, fq_design
+
+
+@register("eqnet_stage2")
+def eqnet_stage2(run: TaskRun) -> TaskResult:
+    """f_E trained with L1 (eq. 9) to the frozen f_Q's unquantized latents of the same
+    samples; then f_Q's k-means quantizer is copied into f_E's head, so f_E's indices
+    feed the same g (the joint mode). Reports the end-to-end eq. 7 through the frozen g
+    beside f_Q's own (the quantization mode on the same samples)."""
+    design, r, net = run.design, run.recipe, run.net
+    f_q, g, fq_design = _teacher(design)
+    where = f"design {design['name']!r}"
+    fq_in, fq_out, fq_head, _, _ = _parts(f_q, g, f"teacher {fq_design['name']!r}")
+    if not isinstance(net, QuantNet) or len(net.heads) != 1:
+        raise ValueError(f"{where}: eqnet_stage2 needs a paths-layout f_E with one output")
+    (out,) = list(net.heads)
+    head = net.heads[out]
+    if not isinstance(head, KMeansHead) or (net.out_features[out], head.n_levels) != (
+            f_q.out_features[fq_out], fq_head.n_levels):
+        raise ValueError(f"{where}: model.paths.{out} must be a kmeans head of "
+                         f"{f_q.out_features[fq_out]} features x {fq_head.n_levels} levels, "
+                         f"as f_Q {fq_design['name']!r}'s {fq_out!r}")
+    t0 = time.time()
+    data = design_data(design, r["samples"], seed=r["seed"])
+    val = design_data(design, VAL_SAMPLES, seed=r["seed"] + 1)
+    data_s = time.time() - t0
+    names = list(net.input_decl)
+
+    def tensors(d: dict[str, np.ndarray]) -> tuple[dict[str, torch.Tensor], torch.Tensor,
+                                                    torch.Tensor]:
+        xs = {n: torch.from_numpy(d[n]) for n in names}
+        x_fq = torch.from_numpy(d[fq_in])
+        with torch.no_grad():
+            z = fq_head._act(f_q._pre({fq_in: x_fq})[fq_out])
+        return xs, x_fq, z
+
+    xs, _, z = tensors(data)
+    xs_val, x_val, z_val = tensors(val)
+    w = np.abs(data["llr"]).mean(0)
+    w_t = torch.from_numpy((w / w.sum()).astype(np.float32))
+    eps = float(fq_design["train"]["loss_eps"])
+
+    @torch.no_grad()
+    def evaluate(phase: str) -> dict[str, Any]:
+        net.eval()
+        a = head._act(net._pre(xs_val)[out])
+        row = {"phase": phase, "val_l1": torch.mean(torch.abs(a - z_val)).item()}
+        if bool(head.fitted):
+            x_hat = g(net(*[xs_val[n] for n in names]))
+            row["val_e2e_loss"] = eq7_loss(x_val, x_hat, w_t, eps).item()
+            row["val_e2e_softbit_mse"] = torch.mean((x_hat - x_val) ** 2).item()
+            row["teacher_e2e_loss"] = eq7_loss(x_val, g(f_q(x_val)), w_t, eps).item()
+        return row
+
+    history = [evaluate("init")]
+
+    def l1(idx: torch.Tensor) -> torch.Tensor:
+        net.train()
+        a = head._act(net._pre({n: xs[n][idx] for n in names})[out])
+        return torch.mean(torch.abs(a - z[idx]))
+
+    _epochs(list(net.parameters()), r, r["epochs"], torch.arange(len(z)), l1,
+            f"{run.desc} f_E -> f_Q latents")
+    head.load_state_dict(fq_head.state_dict())  # f_Q's k-means levels and boundaries
+    history.append(evaluate("trained"))
+    for h in history:
+        tqdm.write(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                             for k, v in h.items()))
+    return TaskResult(history, metrics={"teacher": fq_design["name"]}, data_seconds=data_s)
