@@ -118,8 +118,11 @@ def test_codebook_lookup(multi: Path) -> None:
     assert got.tolist() == [[-1.5, -0.25, 0.5], [2.0, 2.0, -1.5]]
     with pytest.raises(ValueError, match="idx: code outside the codebook's 4 levels"):
         idx.to_float(np.array([[0, 4, 0]]))
-    with pytest.raises(ValueError, match="idx: a codebook tensor has no float->code rule"):
-        idx.to_codes(np.zeros((1, 3)))
+    # Floats take the nearest level (a value half-way between two takes the higher one).
+    levels = [-1.5, -0.25, 0.5, 2.0]
+    assert idx.to_codes(np.array([[-1.0, 0.2, 5.0], [-0.875, -9.0, 1.25]])).tolist() == \
+        [[0, 2, 3], [1, 0, 3]]
+    assert idx.to_codes(np.array([levels[:3]])).tolist() == [[0, 1, 2]]
 
 
 # ------------------------------------------------------------------ the driver, by name
