@@ -195,7 +195,7 @@ def _choices(names: Iterable[str]) -> str:
 
 #: Training tasks (train.tasks.TASKS; tests/test_train_tasks.py checks the two agree).
 TASK_NAMES = ("reconstruction", "regression", "classification", "eqnet_stage1",
-              "eqnet_stage2", "from_run")
+              "eqnet_stage2", "eqnet_joint", "from_run")
 #: Default task by model layout when train.task is omitted (the registry's default,
 #: zoo.registry.task_of; tests/test_train_tasks.py checks it for every shipped design).
 DEFAULT_TASK = {"mlp": "reconstruction", "paths": "regression"}
@@ -618,6 +618,7 @@ class SourceConfig(_Strict):
 TASK_KEYS = {"reconstruction": (("decoder_hidden", "loss", "loss_eps"), ()),
              "eqnet_stage1": (("decoder_design", "loss_eps"), ("finetune_epochs",)),
              "eqnet_stage2": (("teacher_design",), ()),
+             "eqnet_joint": (("decoder_design", "loss_eps"), ("finetune_epochs",)),
              "from_run": (("source",), ())}
 
 
@@ -640,12 +641,13 @@ class TrainConfig(_Strict):
         "eps of weighted_mse's weight 1/(|x| + eps); read even when loss is 'mse'.",
         default=None)
     decoder_design: Annotated[str, Field(strict=True, pattern=NAME_RE)] = _f(
-        "a design name (eqnet_stage1 only, required there)",
-        "The deployed decoder g trained jointly with this f_Q (train.tasks.eqnet).",
+        "a design name (eqnet_stage1 and eqnet_joint only, required there)",
+        "The deployed decoder g trained jointly with this encoder (train.tasks.eqnet).",
         default=None)
     finetune_epochs: Annotated[int, Field(strict=True, ge=0)] = _f(
-        "an integer >= 0 (eqnet_stage1 only; default 0)",
-        "Epochs of g alone on the k-means-quantized latents after the fit, f_Q frozen.",
+        "an integer >= 0 (eqnet_stage1 and eqnet_joint only; default 0)",
+        "Epochs of g alone on the k-means-quantized latents after the fit, the encoder "
+        "frozen.",
         default=None)
     teacher_design: Annotated[str, Field(strict=True, pattern=NAME_RE)] = _f(
         "a design name (eqnet_stage2 only, required there)",
@@ -781,7 +783,7 @@ class Design(_Strict):
             raise _cross("train.task", "'reconstruction' trains a one-input, one-output "
                          "network with a float decoder; this model has the paths layout",
                          "'regression', 'classification' or 'eqnet_stage1'")
-        if task in ("eqnet_stage1", "eqnet_stage2") and (layout != "paths" or
+        if task in ("eqnet_stage1", "eqnet_stage2", "eqnet_joint") and (layout != "paths" or
                                                          kind != "mimo_llr"):
             raise _cross("train.task", f"{task!r} trains a paths-layout network on "
                          "mimo_llr data", "a paths-layout model with data.kind 'mimo_llr'")

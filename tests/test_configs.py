@@ -17,7 +17,7 @@ import yaml
 import configs
 from configs import ConfigError, load_board, load_design, validate_board_file, validate_design_file
 from configs.__main__ import main as configs_main
-from configs.schema import Board, Design, validate_data
+from configs.schema import TASK_NAMES, Board, Design, _choices, validate_data
 
 DESIGN = "eqnet-fq-2x2-64qam"
 BOARD = "pynq-z2"
@@ -361,8 +361,7 @@ LAYOUT_CASES: list[tuple[str, str, Callable[[dict[str, Any]], None], str, list[s
     ("data-kind-near", TWO_IO, lambda d: d["data"].update(kind="synthetic_teachr"),
      "data.kind", ["did you mean 'synthetic_teacher'"]),
     ("task-unknown", TWO_IO, lambda d: d["train"].update(task="denoising"), "train.task",
-     ["got 'denoising'", "'reconstruction', 'regression', 'classification', "
-                         "'eqnet_stage1', 'eqnet_stage2' or 'from_run'"]),
+     ["got 'denoising'", _choices(TASK_NAMES)]),
     ("task-reconstruction-paths", TWO_IO, lambda d: d["train"].update(task="reconstruction"),
      "train.task", ["'reconstruction' trains a one-input, one-output network",
                     "'regression', 'classification' or 'eqnet_stage1'"]),

@@ -19,6 +19,7 @@ from configs.schema import Design, validate_data
 from train.run import fit_design, save_run
 from train.tasks.eqnet import eq7_loss
 from zoo import checkpoint
+from zoo.registry import build_network
 
 DATA = {"kind": "mimo_llr", "n_t": 2, "n_r": 2, "bits_per_symbol": 2,
         "snr_points": [0.0, 4.0, 8.0]}
@@ -83,8 +84,11 @@ def stage1(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     fe = _design(FE, task="eqnet_stage2", teacher_design=FQ["name"])
     validate_data(fe, Design, root / f"{fe['name']}.yaml", "design")
     fe_run = fit_design(fe, "tiny")
+    joint = _design(FE, task="eqnet_joint", decoder_design=G["name"], loss_eps=1.0e-6)
+    validate_data(joint, Design, root / f"{joint['name']}.yaml", "design")
+    joint_run = fit_design(joint, "tiny")
     yield {"fq": fq, "g": g, "fe": fe, "run": run, "g_run": g_run, "fe_run": fe_run,
-           "root": root}
+           "joint_run": joint_run, "root": root}
     mp.undo()
 
 
@@ -97,8 +101,11 @@ def test_eq7_weights_each_bit_and_its_certainty() -> None:
 
 
 def test_stage1_trains_quantizes_and_fine_tunes(stage1: dict[str, Any]) -> None:
-    h = {row["phase"]: row for row in stage1["run"].result.history}
-    assert list(h) == ["init", "joint", "kmeans", "finetune"]
+    rows = stage1["run"].result.history
+    h = {row["phase"]: row for row in rows}
+    assert list(h) == ["init", "epoch", "joint", "kmeans", "finetune"]
+    assert [r["epoch"] for r in rows if r["phase"] == "epoch"] == list(
+        range(1, RECIPE["epochs"] + 1))
     assert h["joint"]["val_loss"] < 0.5 * h["init"]["val_loss"]
     assert h["kmeans"]["val_loss"] != h["joint"]["val_loss"]  # the quantizer is in the loop
     # Far below a decoder that always says 0 (no information).
@@ -162,7 +169,7 @@ def test_stage1_refuses_a_decoder_that_does_not_chain(tmp_path: Path,
     monkeypatch.setattr(configs, "CONFIG_DIR", tmp_path)
     fq = _design(FQ, task="eqnet_stage1", decoder_design=G["name"], loss_eps=1.0e-6)
     with pytest.raises(ValueError, match=r"decoder input 'latent' has 3 features x 16 "
-                                         r"levels; f_Q's 'latent' has 3 x 8"):
+                                         r"levels; the encoder's 'latent' has 3 x 8"):
         fit_design(fq, "tiny")
 
 
@@ -237,3 +244,29 @@ def test_stage2_refuses_a_head_that_is_not_f_q_quantizer(stage1: dict[str, Any])
             fit_design(bad, "tiny")
     finally:
         mp.undo()
+
+
+def test_joint_baseline_and_stage2_record_fig3_curves(stage1: dict[str, Any]) -> None:
+    """Fig. 3's data: both flows record the validation eq. 7 after every epoch (stage 2:
+    end to end through f_Q's quantizer and the frozen g; the joint baseline: through its
+    own g, unquantized). The joint baseline ends with a deployable f_E + g pair whose
+    indices chain exactly, as stage 1's."""
+    two = [r["val_e2e_loss"] for r in stage1["fe_run"].result.history if r["phase"] == "epoch"]
+    one = [r["val_loss"] for r in stage1["joint_run"].result.history if r["phase"] == "epoch"]
+    assert len(two) == len(one) == RECIPE["epochs"] and all(np.isfinite(two + one))
+    rows = {r["phase"]: r for r in stage1["joint_run"].result.history}
+    assert rows["joint"]["val_loss"] < 0.8 * rows["init"]["val_loss"]
+    fe = stage1["joint_run"].net.eval()
+    g = build_network(_design(G))
+    g.load_state_dict(stage1["joint_run"].result.extras["decoder"])
+    g.eval()
+    np.testing.assert_array_equal(g.input_quant["latent"].table.numpy(),
+                                  np.round(fe.heads["latent"].levels.numpy() / 2 ** -7))
+    rng = np.random.default_rng(4)
+    codes = {t.name: torch.from_numpy(rng.integers(-100, 100, (1000, t.features))).float()
+             for t in fe.iospec().inputs}
+    out = g.output_codes(latent=fe.output_codes(**codes)["latent"])["soft_bits"].numpy()
+    floats = [torch.from_numpy(t.to_float(codes[t.name].numpy().astype(np.int64)))
+              for t in fe.iospec().inputs]
+    np.testing.assert_array_equal(out, g.iospec().outputs[0].to_codes(
+        g(fe(*floats)).detach().numpy()))

@@ -18,6 +18,12 @@ Section IV-A has it:
 
 The checkpoint carries g as ``decoder`` (with ``decoder_design``); the g design's own run
 takes it with ``from_run`` (``train.source: {design, key}``): stages talk through files.
+
+``eqnet_stage2`` (eq. 9) trains the estimation encoder f_E with L1 to the frozen f_Q's
+unquantized latents (read from f_Q's run, ``train.teacher_design``) and gives it f_Q's
+k-means quantizer, so its indices feed the same g. ``eqnet_joint`` is the paper's
+single-stage baseline of Fig. 3: f_E and a fresh g trained together on eq. 7. Both
+record the validation eq. 7 after every epoch (rows ``phase: epoch``), the data of Fig. 3.
 """
 
 from __future__ import annotations
@@ -44,35 +50,45 @@ def eq7_loss(x: torch.Tensor, x_hat: torch.Tensor, w: torch.Tensor, eps: float
     return ((w * (x_hat - x) ** 2 / (x.abs() + eps)).sum(-1)).mean()
 
 
-def _parts(net: nn.Module, g: nn.Module, where: str) -> tuple[str, str, KMeansHead, str,
-                                                               CodebookInput]:
-    """(f input, f output, f's k-means head, g input, g's codebook input); refuses a pair
-    whose widths or levels do not chain, naming the design keys."""
-    if not isinstance(net, QuantNet) or not isinstance(g, QuantNet):
-        raise ValueError(f"{where}: eqnet_stage1 needs paths-layout networks for f_Q and g")
-    (f_in,), (f_out,) = list(net.input_decl), list(net.heads)
-    (g_in,), (g_out,) = list(g.input_decl), list(g.heads)
-    head, lut = net.heads[f_out], g.input_quant[g_in]
+def _chain(f: nn.Module, g: nn.Module, target: int, where: str
+           ) -> tuple[str, KMeansHead, str, CodebookInput]:
+    """(f's output, its k-means head, g's input, g's codebook input) of an encoder f whose
+    indices feed the decoder g, which estimates ``target`` soft bits; refuses a pair whose
+    widths or levels do not chain, naming the design keys."""
+    if not isinstance(f, QuantNet) or not isinstance(g, QuantNet) or len(f.heads) != 1 or \
+            len(g.input_decl) != 1 or len(g.heads) != 1:
+        raise ValueError(f"{where}: needs a paths-layout encoder with one output and a "
+                         "paths-layout decoder with one input and one output")
+    (f_out,), (g_in,), (g_out,) = list(f.heads), list(g.input_decl), list(g.heads)
+    head, lut = f.heads[f_out], g.input_quant[g_in]
     if not isinstance(head, KMeansHead):
         raise ValueError(f"{where}: model.paths.{f_out}.head must be kind 'kmeans'")
     if not isinstance(lut, CodebookInput):
         raise ValueError(f"{where}: the decoder's input {g_in!r} must be kind 'codebook'")
-    if (lut.features, lut.n_levels) != (net.out_features[f_out], head.n_levels):
+    if (lut.features, lut.n_levels) != (f.out_features[f_out], head.n_levels):
         raise ValueError(f"{where}: decoder input {g_in!r} has {lut.features} features x "
-                         f"{lut.n_levels} levels; f_Q's {f_out!r} has "
-                         f"{net.out_features[f_out]} x {head.n_levels}")
-    if g.out_features[g_out] != net.input_decl[f_in]["features"]:
+                         f"{lut.n_levels} levels; the encoder's {f_out!r} has "
+                         f"{f.out_features[f_out]} x {head.n_levels}")
+    if g.out_features[g_out] != target:
         raise ValueError(f"{where}: decoder output {g_out!r} has {g.out_features[g_out]} "
-                         f"features; f_Q reads {net.input_decl[f_in]['features']}")
-    return f_in, f_out, head, g_in, lut
+                         f"features; the soft bits have {target}")
+    return f_out, head, g_in, lut
+
+
+def _single_input(f: QuantNet, where: str) -> str:
+    if len(f.input_decl) != 1:
+        raise ValueError(f"{where}: f_Q reads one feature; this model has inputs "
+                         f"{list(f.input_decl)}")
+    return next(iter(f.input_decl))
 
 
 @torch.no_grad()
-def _evaluate(net: QuantNet, g: QuantNet, x: torch.Tensor, w: torch.Tensor, eps: float,
-              prefix: str) -> dict[str, float]:
+def _evaluate(net: QuantNet, g: QuantNet, xs: list[torch.Tensor], x: torch.Tensor,
+              w: torch.Tensor, eps: float, prefix: str) -> dict[str, float]:
+    """eq. 7 and soft-bit MSE of g(net(*xs)) against the soft bits x (N, K)."""
     net.eval()
     g.eval()
-    x_hat = g(net(x))
+    x_hat = g(net(*xs))
     return {f"{prefix}loss": eq7_loss(x, x_hat, w, eps).item(),
             f"{prefix}softbit_mse": torch.mean((x_hat - x) ** 2).item(),
             # the MSE of a decoder that always says 0 (no information): the reference
@@ -80,12 +96,13 @@ def _evaluate(net: QuantNet, g: QuantNet, x: torch.Tensor, w: torch.Tensor, eps:
 
 
 def _epochs(params: list[nn.Parameter], r: dict[str, Any], epochs: int, x: torch.Tensor,
-            step: Any, desc: str) -> None:
-    """``epochs`` passes of one-cycle Adam over ``x`` calling ``step(batch) -> loss``."""
+            step: Any, desc: str, on_epoch: Any = None) -> None:
+    """``epochs`` passes of one-cycle Adam over ``x`` calling ``step(batch) -> loss``, and
+    ``on_epoch(epoch)`` (1-based) after each pass."""
     rec = {**r, "epochs": epochs}
     opt, sched, steps = one_cycle(params, rec, len(x))
     bar = tqdm(total=steps, desc=desc, unit="step")
-    for _ in range(epochs):
+    for epoch in range(epochs):
         for idx in batches(len(x), r["batch_size"]):
             loss = step(x[idx])
             opt.zero_grad()
@@ -94,66 +111,96 @@ def _epochs(params: list[nn.Parameter], r: dict[str, Any], epochs: int, x: torch
             sched.step()
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.4g}")
+        if on_epoch is not None:
+            on_epoch(epoch + 1)
     bar.close()
+
+
+def _bit_weights(data: dict[str, np.ndarray]) -> tuple[torch.Tensor, list[float]]:
+    """eq. 7's w_i: the training set's mean |LLR_i|, normalised to sum 1."""
+    w = np.abs(data["llr"]).mean(0)
+    w = w / w.sum()
+    return torch.from_numpy(w.astype(np.float32)), [float(v) for v in w]
+
+
+def _encoder_decoder(run: TaskRun, target: str | None, label: str) -> TaskResult:
+    """Train the design's encoder (inputs: data features by name) with a fresh deployed
+    decoder g (``train.decoder_design``) on eq. 7 against the soft-bit feature ``target``
+    (None: the encoder's one input, an autoencoder); sigma_u noise on the latent; then
+    k-means++ per latent on the unquantized training latents, g's table set to those
+    levels on its grid, and ``train.finetune_epochs`` of g alone on the quantized latents
+    (the encoder frozen). History rows: init, one per epoch, joint, kmeans, finetune."""
+    from configs import load_design
+
+    design, r, net = run.design, run.recipe, run.net
+    t, where = design["train"], f"design {design['name']!r}"
+    g = build_network(load_design(t["decoder_design"]))
+    if target is None:
+        target = _single_input(net, where)
+    t0 = time.time()
+    data = design_data(design, r["samples"], seed=r["seed"])
+    val = design_data(design, VAL_SAMPLES, seed=r["seed"] + 1)
+    data_s = time.time() - t0
+    out, head, _, lut = _chain(net, g, data[target].shape[1], where)
+    names = list(net.input_decl)
+    xs = {n: torch.from_numpy(data[n]) for n in names}
+    xs_val = [torch.from_numpy(val[n]) for n in names]
+    x, x_val = torch.from_numpy(data[target]), torch.from_numpy(val[target])
+    w_t, w_list = _bit_weights(data)
+    eps = float(t["loss_eps"])
+
+    def row(phase: str, **extra: Any) -> dict[str, Any]:
+        return {"phase": phase, **extra, **_evaluate(net, g, xs_val, x_val, w_t, eps, "val_")}
+
+    def batch(idx: torch.Tensor) -> list[torch.Tensor]:
+        return [xs[n][idx] for n in names]
+
+    history = [row("init")]
+
+    def joint(idx: torch.Tensor) -> torch.Tensor:
+        net.train()
+        g.train()
+        return eq7_loss(x[idx], g(net(*batch(idx))), w_t, eps)
+
+    every = torch.arange(len(x))
+    _epochs(list(net.parameters()) + list(g.parameters()), r, r["epochs"], every, joint,
+            f"{run.desc} {label}", lambda e: history.append(row("epoch", epoch=e)))
+    history.append(row("joint"))
+    with torch.no_grad():  # the unquantized training latents: the k-means data
+        net.eval()
+        z = head._act(net._pre(xs)[out])
+    head.fit(z, seed=r["seed"])
+    lut.set_levels(head.levels)
+    history.append(row("kmeans"))
+    if t.get("finetune_epochs"):
+        for p in net.parameters():
+            p.requires_grad_(False)
+
+        def decoder_only(idx: torch.Tensor) -> torch.Tensor:
+            g.train()
+            with torch.no_grad():
+                net.eval()
+                zq = net(*batch(idx))
+            return eq7_loss(x[idx], g(zq), w_t, eps)
+
+        _epochs(list(g.parameters()), r, t["finetune_epochs"], every, decoder_only,
+                f"{run.desc} g fine-tune")
+        for p in net.parameters():
+            p.requires_grad_(True)
+        history.append(row("finetune"))
+    for h in history:
+        if h["phase"] != "epoch":
+            tqdm.write(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                 for k, v in h.items()))
+    return TaskResult(history, metrics={"bit_weights": w_list},
+                      extras={"decoder": g.state_dict(), "decoder_design": t["decoder_design"]},
+                      data_seconds=data_s)
 
 
 @register("eqnet_stage1")
 def eqnet_stage1(run: TaskRun) -> TaskResult:
     """f_Q + deployed g on eq. 7 with sigma_u noise; per-latent k-means; g fine-tuned."""
-    from configs import load_design
-
-    design, r, net = run.design, run.recipe, run.net
-    t = design["train"]
-    g_design = load_design(t["decoder_design"])
-    g = build_network(g_design)
-    f_in, f_out, head, g_in, lut = _parts(net, g, f"design {design['name']!r}")
-    t0 = time.time()
-    data = design_data(design, r["samples"], seed=r["seed"])
-    val = design_data(design, VAL_SAMPLES, seed=r["seed"] + 1)
-    data_s = time.time() - t0
-    x, x_val = torch.from_numpy(data[f_in]), torch.from_numpy(val[f_in])
-    w = np.abs(data["llr"]).mean(0)
-    w_t = torch.from_numpy((w / w.sum()).astype(np.float32))
-    eps = float(t["loss_eps"])
-    history: list[dict[str, Any]] = [{"phase": "init",
-                                      **_evaluate(net, g, x_val, w_t, eps, "val_")}]
-
-    def joint(xb: torch.Tensor) -> torch.Tensor:
-        net.train()
-        g.train()
-        return eq7_loss(xb, g(net(xb)), w_t, eps)
-
-    _epochs(list(net.parameters()) + list(g.parameters()), r, r["epochs"], x, joint,
-            f"{run.desc} f_Q + g")
-    history.append({"phase": "joint", **_evaluate(net, g, x_val, w_t, eps, "val_")})
-    with torch.no_grad():  # the unquantized training latents: the k-means data
-        net.eval()
-        z = head._act(net._pre({f_in: x})[f_out])
-    head.fit(z, seed=r["seed"])
-    lut.set_levels(head.levels)
-    history.append({"phase": "kmeans", **_evaluate(net, g, x_val, w_t, eps, "val_")})
-    if t.get("finetune_epochs"):
-        for p in net.parameters():
-            p.requires_grad_(False)
-
-        def decoder_only(xb: torch.Tensor) -> torch.Tensor:
-            g.train()
-            with torch.no_grad():
-                net.eval()
-                zq = net(xb)
-            return eq7_loss(xb, g(zq), w_t, eps)
-
-        _epochs(list(g.parameters()), r, t["finetune_epochs"], x, decoder_only,
-                f"{run.desc} g fine-tune")
-        for p in net.parameters():
-            p.requires_grad_(True)
-        history.append({"phase": "finetune", **_evaluate(net, g, x_val, w_t, eps, "val_")})
-    for h in history:
-        tqdm.write(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                             for k, v in h.items()))
-    return TaskResult(history, metrics={"bit_weights": [float(v) for v in w / w.sum()]},
-                      extras={"decoder": g.state_dict(), "decoder_design": g_design["name"]},
-                      data_seconds=data_s)
+    return _encoder_decoder(run, None, "f_Q + g")
 
 
 @register("from_run")
@@ -216,7 +263,9 @@ def eqnet_stage2(run: TaskRun) -> TaskResult:
     design, r, net = run.design, run.recipe, run.net
     f_q, g, fq_design = _teacher(design)
     where = f"design {design['name']!r}"
-    fq_in, fq_out, fq_head, _, _ = _parts(f_q, g, f"teacher {fq_design['name']!r}")
+    fq_in = _single_input(f_q, f"teacher {fq_design['name']!r}")
+    fq_out, fq_head, _, _ = _chain(f_q, g, f_q.input_decl[fq_in]["features"],
+                                   f"teacher {fq_design['name']!r}")
     if not isinstance(net, QuantNet) or len(net.heads) != 1:
         raise ValueError(f"{where}: eqnet_stage2 needs a paths-layout f_E with one output")
     (out,) = list(net.heads)
@@ -242,21 +291,20 @@ def eqnet_stage2(run: TaskRun) -> TaskResult:
 
     xs, _, z = tensors(data)
     xs_val, x_val, z_val = tensors(val)
-    w = np.abs(data["llr"]).mean(0)
-    w_t = torch.from_numpy((w / w.sum()).astype(np.float32))
+    w_t, _ = _bit_weights(data)
     eps = float(fq_design["train"]["loss_eps"])
+    # f_Q's k-means quantizer first: training reads the activation before it (eq. 9), and
+    # every epoch's end-to-end row is then the joint mode's f_E -> indices -> g.
+    head.load_state_dict(fq_head.state_dict())
+    teacher = _evaluate(f_q, g, [x_val], x_val, w_t, eps, "teacher_e2e_")
 
     @torch.no_grad()
-    def evaluate(phase: str) -> dict[str, Any]:
+    def evaluate(phase: str, **extra: Any) -> dict[str, Any]:
         net.eval()
         a = head._act(net._pre(xs_val)[out])
-        row = {"phase": phase, "val_l1": torch.mean(torch.abs(a - z_val)).item()}
-        if bool(head.fitted):
-            x_hat = g(net(*[xs_val[n] for n in names]))
-            row["val_e2e_loss"] = eq7_loss(x_val, x_hat, w_t, eps).item()
-            row["val_e2e_softbit_mse"] = torch.mean((x_hat - x_val) ** 2).item()
-            row["teacher_e2e_loss"] = eq7_loss(x_val, g(f_q(x_val)), w_t, eps).item()
-        return row
+        return {"phase": phase, **extra, "val_l1": torch.mean(torch.abs(a - z_val)).item(),
+                **_evaluate(net, g, [xs_val[n] for n in names], x_val, w_t, eps, "val_e2e_"),
+                "teacher_e2e_loss": teacher["teacher_e2e_loss"]}
 
     history = [evaluate("init")]
 
@@ -266,10 +314,19 @@ def eqnet_stage2(run: TaskRun) -> TaskResult:
         return torch.mean(torch.abs(a - z[idx]))
 
     _epochs(list(net.parameters()), r, r["epochs"], torch.arange(len(z)), l1,
-            f"{run.desc} f_E -> f_Q latents")
-    head.load_state_dict(fq_head.state_dict())  # f_Q's k-means levels and boundaries
+            f"{run.desc} f_E -> f_Q latents",
+            lambda e: history.append(evaluate("epoch", epoch=e)))
     history.append(evaluate("trained"))
     for h in history:
         tqdm.write(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                              for k, v in h.items()))
     return TaskResult(history, metrics={"teacher": fq_design["name"]}, data_seconds=data_s)
+
+
+@register("eqnet_joint")
+def eqnet_joint(run: TaskRun) -> TaskResult:
+    """The paper's single-stage baseline (Fig. 3): f_E and a fresh deployed g trained
+    jointly from (y, H, sigma) straight to the soft bits on eq. 7 (then k-means and g's
+    fine-tuning, as stage 1), for the comparison of its per-epoch validation eq. 7 with
+    eqnet_stage2's end-to-end rows."""
+    return _encoder_decoder(run, "soft_bits", "f_E + g (joint baseline)")
