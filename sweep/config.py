@@ -470,17 +470,23 @@ def resolve(sweep: Sweep, path: str | Path, probe: bool = True) -> list[dict[str
                 design = load_design(d["design"])
             except Exception as e:
                 raise P.CurveError("design", str(e)) from None
-            m = design.get("model", {})
-            if "in_features" not in m or "decoder_hidden" not in design.get("train", {}):
-                raise P.CurveError("design", f"design {d['design']!r} is not a single-MLP "
-                                             "reconstruction design (f_Q + training decoder)")
-            if design["data"].get("feature") != "soft_bits":
+            m, t = design.get("model", {}), design.get("train", {})
+            mlp = "in_features" in m and "decoder_hidden" in t
+            stage1 = t.get("task") == "eqnet_stage1" and list(m.get("inputs") or {}) == [
+                "soft_bits"]
+            if not (mlp or stage1):
+                raise P.CurveError("design", f"design {d['design']!r} is neither a single-MLP "
+                                             "reconstruction design (f_Q + training decoder) "
+                                             "nor an eqnet_stage1 f_Q on soft_bits (with its "
+                                             "deployed g)")
+            if mlp and design["data"].get("feature") != "soft_bits":
                 raise P.CurveError("design", f"design {d['design']!r} takes "
                                              f"{design['data'].get('feature')!r}, not soft_bits")
-            if m["in_features"] != k:
-                raise P.CurveError("design", f"design {d['design']!r} takes {m['in_features']} "
-                                             f"soft bits per vector; the link carries "
-                                             f"n_t * bits_per_symbol = {k}")
+            if P.soft_bit_features(design) != k:
+                raise P.CurveError("design", f"design {d['design']!r} takes "
+                                             f"{P.soft_bit_features(design)} soft bits per "
+                                             f"vector; the link carries n_t * "
+                                             f"bits_per_symbol = {k}")
             d["run"] = str(_abs(d["run"] or Path("runs") / d["design"]))
             P.read_checkpoint(design, d["run"])
             d["checkpoint_sha256"] = P.sha256_file(Path(d["run"]) / "checkpoint.pt")

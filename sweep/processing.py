@@ -35,10 +35,12 @@ mode's curve model in ``sweep.config``.
 This is the one module of the ``sweep`` stage that reaches other stages, through their
 documented entry points (``tests/test_import_rules.py``): ``export.reference`` for the
 trained Brevitas f_Q and its float twin, ``host.driver``/``host.package`` for the package.
-The decoder g comes from the checkpoint through the floor: its shape from the design
-(``configs.load_design``: ``model``, ``train.decoder_hidden``), its weights from the
-checkpoint's ``decoder`` state (as ``train/tasks/reconstruction.py`` saves it), built
-as ``zoo.blocks.FloatMLP``.
+The decoder g comes from the checkpoint through the floor: for an ``eqnet_stage1`` f_Q
+the deployed QuantNet of the checkpoint's ``decoder_design`` (its Brevitas float path:
+an index input reads the nearest of its levels, so f_Q's levels and its package's
+dequantized output give the same codes); for a reconstruction design its shape from the
+design (``configs.load_design``: ``model``, ``train.decoder_hidden``) and its weights
+from the checkpoint's ``decoder`` state, built as ``zoo.blocks.FloatMLP``.
 
 Processing objects are cached per process (a Ray worker opens a package once).
 """
@@ -101,9 +103,22 @@ def read_checkpoint(design: Mapping[str, Any], run_dir: str | Path) -> dict[str,
 
 
 def load_decoder(design: Mapping[str, Any], ckpt: Mapping[str, Any]) -> Any:
-    """The float training decoder g of a reconstruction design (eval mode)."""
+    """The decoder g of a run (eval mode): the deployed QuantNet of the design
+    ``ckpt['decoder_design']`` (EQ-Net stage 1, ``train/tasks/eqnet.py``: indices are
+    read as the nearest of its levels, so f_Q's levels or its package's dequantized
+    output map to the same codes), else the float training decoder of a reconstruction
+    design."""
     from zoo.blocks import FloatMLP
 
+    if ckpt.get("decoder_design"):
+        from zoo.registry import build_network
+
+        try:
+            g = build_network(load_design(ckpt["decoder_design"]))
+        except Exception as e:  # FileNotFoundError, ConfigError, KeyError
+            raise CurveError("run", f"the run's decoder design: {e}") from None
+        g.load_state_dict(ckpt["decoder"])
+        return g.eval()
     m, t = design["model"], design["train"]
     dec = FloatMLP(m["out_features"], list(t["decoder_hidden"]), m["in_features"], "tanh")
     dec.load_state_dict(ckpt["decoder"])
@@ -140,6 +155,20 @@ def _torch_encoder(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     return encode
 
 
+def soft_bit_features(design: Mapping[str, Any]) -> int:
+    """Soft bits per vector the design's f_Q reads (single-MLP: in_features; paths
+    layout: its one input's features)."""
+    m = design["model"]
+    if "in_features" in m:
+        return int(m["in_features"])
+    ins = list((m.get("inputs") or {}).values())
+    if len(ins) != 1:
+        raise CurveError("design", f"design {design['name']!r} has inputs "
+                                   f"{list(m.get('inputs') or {})}; the soft-bit loop needs "
+                                   "one")
+    return int(ins[0]["features"])
+
+
 def _open(curve: Mapping[str, Any]) -> Processing | None:
     mode = curve["mode"]
     if mode == "ml":
@@ -155,7 +184,7 @@ def _open(curve: Mapping[str, Any]) -> Processing | None:
                                 f"{sha256_file(ckpt_path)[:16]}..., expected "
                                 f"{curve['checkpoint_sha256'][:16]}...)")
     decoder = load_decoder(design, ckpt)
-    k = design["model"]["in_features"]
+    k = soft_bit_features(design)
     if mode == "float":
         from export.reference import load_brevitas, load_float_twin
 

@@ -270,3 +270,28 @@ def test_joint_baseline_and_stage2_record_fig3_curves(stage1: dict[str, Any]) ->
               for t in fe.iospec().inputs]
     np.testing.assert_array_equal(out, g.iospec().outputs[0].to_codes(
         g(fe(*floats)).detach().numpy()))
+
+
+def test_sweep_float_curve_runs_f_q_and_the_deployed_g(stage1: dict[str, Any],
+                                                       tmp_path: Path) -> None:
+    """A sweep's float curve on an eqnet_stage1 f_Q: LLR -> tanh(L/2) -> f_Q (k-means
+    levels) -> the deployed g from the run's checkpoint -> 2 atanh(s), exactly the nets
+    of this test; resolved and probed from a sweep YAML like any curve."""
+    from sweep.config import load_sweep, resolve
+    from sweep.processing import get_processing
+    from tests.test_sweep import write_sweep
+
+    run_dir = stage1["root"] / "runs" / FQ["name"]
+    path = write_sweep(tmp_path, "fq-float", link={"n_t": 2, "n_r": 2, "bits_per_symbol": 2,
+                                                   "channel": "rayleigh"},
+                       curves=[{"label": "f_Q + g", "mode": "float", "design": FQ["name"],
+                                "run": str(run_dir)}])
+    (curve,) = resolve(load_sweep(path), path)
+    proc = get_processing(curve)
+    llr = np.random.default_rng(9).normal(0, 6, (500, 4))
+    f, g = stage1["run"].net.eval(), stage1["g_run"].net.eval()
+    with torch.no_grad():
+        s = torch.from_numpy(np.tanh(llr / 2).astype(np.float32))
+        s_hat = g(f(s)).numpy().astype(np.float64)
+    s_max = np.tanh(20 / 2)
+    np.testing.assert_array_equal(proc(llr), 2 * np.arctanh(np.clip(s_hat, -s_max, s_max)))
