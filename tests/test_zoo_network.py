@@ -175,3 +175,24 @@ def test_schema_accepts_the_eqnet_blocks_and_builds_them(name: str, tmp_path: Pa
         return [(k, tuple(v.shape)) for k, v in m.named_parameters()]
 
     assert layout(net) == layout(ref) and len(layout(net)) > 10
+
+
+def test_codebook_input_gives_back_the_index_where_levels_share_a_grid_point() -> None:
+    """Two k-means levels 0.003 apart round to one point of the 2^-7 grid; the table
+    nudges them apart (126, 127), and the float path and the contract still map each
+    level to its own index (a nearest-point rule on the table would not: control)."""
+    q = CodebookInput(1, 4, 8, -7)
+    levels = np.array([[-0.5, 0.0, 0.990, 0.993]], np.float32)
+    q.set_levels(levels)
+    assert q.table.tolist() == [[-64, 0, 126, 127]]
+    x = torch.from_numpy(levels.T.copy())  # (4, 1): each level once
+    np.testing.assert_array_equal(q.indices(x).numpy().ravel(), [0, 1, 2, 3])
+    np.testing.assert_array_equal(q.spec("z").to_codes(levels.T), [[0], [1], [2], [3]])
+    y = q(x)  # the float path: the table entry of that index
+    np.testing.assert_array_equal((y.value / 2 ** -7).detach().numpy().ravel(),
+                                  [-64, 0, 126, 127])
+    table_values = q.values().numpy()[0]
+    nearest_on_table = np.abs(levels[0][:, None] - table_values[None, :]).argmin(1)
+    assert nearest_on_table.tolist() != [0, 1, 2, 3]  # the rule this input does not use
+    with pytest.raises(ValueError, match="strictly increasing"):
+        q.set_levels(np.array([[0.0, 0.5, 0.5, 0.9]]))

@@ -371,10 +371,15 @@ class CodebookInput(nn.Module):
 
     EQ-Net's g reads f_Q's k-means indices this way: the accelerator's input stream is
     the index, and the lookup is the hardware ``CodebookLookup`` (exported as
-    IndexLookup + Mul). Floats (:meth:`forward`): before :meth:`set_levels` the values
-    themselves on the grid (training on continuous latents); after it the nearest level
-    (the contract's rule, straight-through), so ``forward(levels)`` and the index path
-    compute the same integers.
+    IndexLookup + Mul). What an index *means* is ``levels`` (C, L) floats (f_Q's k-means
+    levels, given to :meth:`set_levels`); the table is their nearest distinct integers on
+    the grid, what the network computes with. The contract's codebook is ``levels``, so
+    f_Q's float output (its levels) maps to the very index f_Q emitted, even where two
+    levels round to one grid point (the table nudges them apart; a nearest-level rule on
+    the table would not give the index back). Floats (:meth:`forward`): before
+    :meth:`set_levels` the values themselves on the grid (training on continuous
+    latents); after it the index of the nearest of ``levels``, then its table entry
+    (straight-through), so ``forward(levels)`` and the index path compute the same.
     """
 
     def __init__(self, features: int, levels: int, bits: int, scale_log2: int) -> None:
@@ -383,33 +388,45 @@ class CodebookInput(nn.Module):
         self.bits, self.scale_log2 = bits, scale_log2
         self.grid = fixed_quant_identity(bits, scale_log2)
         hi = 2 ** (bits - 1) - 1
-        init = np.tile(np.linspace(-hi, hi, levels).round(), (features, 1))
-        self.register_buffer("table", torch.from_numpy(grid_levels(init * 2.0 ** scale_log2,
-                                                                   scale_log2, bits)))
+        init = grid_levels(np.tile(np.linspace(-hi, hi, levels).round(), (features, 1))
+                           * 2.0 ** scale_log2, scale_log2, bits)
+        self.register_buffer("table", torch.from_numpy(init))
+        self.register_buffer("levels", torch.from_numpy(
+            (init * 2.0 ** scale_log2).astype(np.float32)))
         self.register_buffer("fitted", torch.tensor(False))
 
     @torch.no_grad()
     def set_levels(self, levels: np.ndarray | torch.Tensor) -> None:
-        """(C, L) float levels (e.g. a :class:`KMeansHead`'s) -> the integer table: rounded
-        onto the grid, duplicates nudged apart (``zoo.quantizers.grid_levels``)."""
+        """(C, L) float levels, strictly increasing per feature (e.g. a
+        :class:`KMeansHead`'s): the meaning of each index, and the integer table (rounded
+        onto the grid, duplicates nudged apart: ``zoo.quantizers.grid_levels``)."""
         lv = levels.detach().cpu().numpy() if isinstance(levels, torch.Tensor) else levels
-        table = grid_levels(np.asarray(lv), self.scale_log2, self.bits)
-        if table.shape != tuple(self.table.shape):
-            raise ValueError(f"levels {table.shape}; this input has {tuple(self.table.shape)}")
-        self.table.copy_(torch.from_numpy(table))
+        lv = np.asarray(lv, np.float32)
+        if lv.shape != tuple(self.table.shape):
+            raise ValueError(f"levels {lv.shape}; this input has {tuple(self.table.shape)}")
+        if np.any(np.diff(lv, axis=1) <= 0):
+            raise ValueError("codebook levels must be strictly increasing per feature")
+        self.table.copy_(torch.from_numpy(grid_levels(lv, self.scale_log2, self.bits)))
+        self.levels.copy_(torch.from_numpy(lv))
         self.fitted.fill_(True)
 
     def values(self) -> torch.Tensor:
-        """(C, L) float level values."""
+        """(C, L) float values the network computes with (the table on its grid)."""
         return self.table * 2.0 ** self.scale_log2
+
+    def indices(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C) floats -> (N, C) int64 index of the nearest level (ties: the higher, the
+        contract's rule, computed as ``contract.iospec`` does, in float64)."""
+        lv = self.levels.double()
+        mids = (lv[:, 1:] + lv[:, :-1]) / 2
+        return (x.detach().double().unsqueeze(-1) >= mids.unsqueeze(0)).sum(-1)
 
     def forward(self, x: torch.Tensor) -> Any:
         """(N, C) floats -> QuantTensor on the grid (see the class docstring)."""
         if not bool(self.fitted):
             return self.grid(x)
         v = self.values().to(x.dtype)
-        mids = (v[:, 1:] + v[:, :-1]) / 2
-        idx = (x.detach().unsqueeze(-1) >= mids.unsqueeze(0)).sum(-1)
+        idx = self.indices(x)
         q = torch.gather(v.expand(len(x), -1, -1), 2, idx.unsqueeze(-1)).squeeze(-1)
         return self.grid(q + (x - x.detach()))  # exactly q; straight-through gradient
 
@@ -423,7 +440,7 @@ class CodebookInput(nn.Module):
         return TensorSpec(name, (self.features,),
                           code_datatype(index_bits(self.n_levels), False),
                           codebook=tuple(tuple(float(v) for v in row)
-                                         for row in self.values().numpy()),
+                                         for row in self.levels.numpy()),
                           post="codebook")
 
 
