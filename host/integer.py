@@ -833,6 +833,16 @@ class Threshold:
         return table, base - lo, base, base + sizes - 1
 
 
+def _buffer(ws: dict[Any, np.ndarray], key: Any, shape: tuple[int, ...],
+            dtype: Any) -> np.ndarray:
+    """The workspace's buffer ``key``, allocated on first use (a workspace serves one
+    batch size, so a key's shape never changes)."""
+    a = ws.get(key)
+    if a is None:
+        a = ws[key] = np.empty(shape, dtype=dtype)
+    return a
+
+
 @dataclass
 class Step:
     """One executable step: a matmul (with the threshold layer it feeds, fused in), a
@@ -872,15 +882,11 @@ class Step:
         rows, key = n * self.vectors, id(self)
         if self.vectors != 1:
             x = x.reshape(rows, -1)
-        a = ws.get(key)
-        if a is None:
-            width = self.weights.shape[1] if self.weights is not None else x.shape[1]
-            a = ws[key] = np.empty((rows, width), dtype=self.dtype)
+        width = self.weights.shape[1] if self.weights is not None else x.shape[1]
+        a = _buffer(ws, key, (rows, width), self.dtype)
         if self.weights is not None:
             if x.dtype != self.dtype:
-                xb = ws.get((key, 0))
-                if xb is None:
-                    xb = ws[(key, 0)] = np.empty(x.shape, dtype=self.dtype)
+                xb = _buffer(ws, (key, 0), x.shape, self.dtype)
                 np.copyto(xb, x, casting="unsafe")   # integers, exact (the bound)
                 x = xb
             np.matmul(x, self.weights, out=a)
@@ -906,16 +912,12 @@ class Step:
         elif kind == LUT:
             np.add(av, per[0], out=av)
             _clip(av, per[1], per[2], out=av)
-            idx = ws.get((key, 1))
-            if idx is None:
-                idx = ws[(key, 1)] = np.empty(a.shape, dtype=np.intp)
-                ws[(key, 2)] = np.empty(a.shape, dtype=self.table.dtype)
+            idx = _buffer(ws, (key, 1), a.shape, np.intp)
             np.copyto(idx, a, casting="unsafe")
-            y = self.table.take(idx, out=ws[(key, 2)], mode="clip")  # idx in range
+            y = self.table.take(idx, out=_buffer(ws, (key, 2), a.shape, self.table.dtype),
+                                mode="clip")  # idx in range
         elif kind == SEARCH:
-            y = ws.get((key, 2))
-            if y is None:
-                y = ws[(key, 2)] = np.empty(a.shape, dtype=self.levels.dtype)
+            y = _buffer(ws, (key, 2), a.shape, self.levels.dtype)
             for c, t in enumerate(self.sorted_t):
                 y[:, c] = self.levels.take(np.searchsorted(t, a[:, c], side="right"))
         else:
@@ -999,9 +1001,7 @@ class SplitStep(Move):
 class ConcatStep(Move):
     def __call__(self, env: dict[str, np.ndarray], n: int, ws: dict[Any, np.ndarray]
                  ) -> None:
-        y = ws.get(id(self))
-        if y is None:
-            y = ws[id(self)] = np.empty((n, self.vectors * self.width), dtype=self.dtype)
+        y = _buffer(ws, id(self), (n, self.vectors * self.width), self.dtype)
         if self.vectors == 1:
             for t, cols in self.routes:
                 np.copyto(y[:, cols], env[t], casting="unsafe")   # integers, exact (dtype)
@@ -1016,9 +1016,7 @@ class ConcatStep(Move):
 class AddStep(Move):
     def __call__(self, env: dict[str, np.ndarray], n: int, ws: dict[Any, np.ndarray]
                  ) -> None:
-        y = ws.get(id(self))
-        if y is None:
-            y = ws[id(self)] = np.empty((n, self.vectors * self.width), dtype=self.dtype)
+        y = _buffer(ws, id(self), (n, self.vectors * self.width), self.dtype)
         # both operands cast to dtype (exact: it holds them and the sum), added in it
         np.add(env[self.inputs[0]], env[self.inputs[1]], out=y, dtype=self.dtype,
                casting="unsafe")
@@ -1030,9 +1028,7 @@ class ArgmaxStep(Move):
                  ) -> None:
         x = env[self.inputs[0]]
         rows = n * self.vectors
-        y = ws.get(id(self))
-        if y is None:
-            y = ws[id(self)] = np.empty(rows, dtype=np.intp)
+        y = _buffer(ws, id(self), (rows,), np.intp)
         np.argmax(x.reshape(rows, self.width), axis=1, out=y)   # first maximum: lowest index
         env[self.outputs[0]] = y.reshape(n, self.vectors)
 
