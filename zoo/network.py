@@ -163,11 +163,8 @@ class CodebookHead(QuantHead):
     @torch.no_grad()
     def fit(self, values: torch.Tensor, seed: int = 0) -> None:
         """Fit the levels to fine-quantized ``values`` (N,) by k-means (scikit-learn)."""
-        from sklearn.cluster import KMeans
-
         v = values.reshape(-1, 1).double().cpu().numpy()
-        km = KMeans(self.n_levels, n_init=4, random_state=seed).fit(v)
-        levels = torch.sort(torch.as_tensor(km.cluster_centers_.ravel()))[0].float()
+        levels = torch.from_numpy(kmeans_levels(v, self.n_levels, seed)[0]).float()
         self.levels.copy_(levels)
         self.boundaries.copy_(self._midpoint_codes(levels))
 
