@@ -19,8 +19,9 @@ def run_of(design_name: str) -> Path:
     return RUNS / design_name
 
 
-def load_trained(design: dict[str, Any], run_dir: Path) -> nn.Module:
-    """The trained quantized network of a design from its run folder, in eval mode."""
+def load_run(design: dict[str, Any], run_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """(the trained quantized network of a design, in eval mode; its whole checkpoint:
+    the task's extras too, e.g. EQ-Net's deployed ``decoder``), read once."""
     ckpt_path = Path(run_dir) / "checkpoint.pt"
     if not ckpt_path.is_file():
         raise FileNotFoundError(f"{ckpt_path} not found: run `make train DESIGN={design['name']}`")
@@ -29,4 +30,9 @@ def load_trained(design: dict[str, Any], run_dir: Path) -> nn.Module:
         raise ValueError(f"{ckpt_path} holds design {ckpt['design']!r}, not {design['name']!r}")
     model = build_network(design)
     model.load_state_dict(ckpt["model"])
-    return model.eval()
+    return model.eval(), ckpt
+
+
+def load_trained(design: dict[str, Any], run_dir: Path) -> nn.Module:
+    """The trained quantized network of a design from its run folder, in eval mode."""
+    return load_run(design, run_dir)[0]

@@ -239,9 +239,9 @@ def _teacher(design: dict[str, Any]) -> tuple[QuantNet, QuantNet, dict[str, Any]
     from configs import load_design
 
     fq_design = load_design(design["train"]["teacher_design"])
-    path = checkpoint.run_of(fq_design["name"]) / "checkpoint.pt"
-    f_q = checkpoint.load_trained(fq_design, path.parent)
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    run_dir = checkpoint.run_of(fq_design["name"])
+    f_q, ckpt = checkpoint.load_run(fq_design, run_dir)
+    path = run_dir / "checkpoint.pt"
     if "decoder_design" not in ckpt:
         raise ValueError(f"{path} has no deployed decoder (decoder_design): train "
                          f"{fq_design['name']!r} with train.task: eqnet_stage1")
