@@ -190,3 +190,33 @@ def test_closed_backend_and_stalled_testbench(host_pkg: dict[str, Any]) -> None:
                                               r".*input valid p=0.0"):
         stream(dev.binary, dev.rtl_dir, ["0"] * (3 * si.beats), 3, si.beats, so.beats, 1,
                0.0, 1.0)
+
+
+def test_cached_binary_keeps_no_compile_intermediates(host_pkg: dict[str, Any]) -> None:
+    """The cached model holds the linked binary, not its ~185 MB of precompiled headers
+    and objects (hw.rtlsim.verilate.drop_intermediates), and still runs bit-exact."""
+    with acc_of(host_pkg, 16) as acc:
+        assert np.array_equal(acc.execute_codes(host_pkg["inputs"]), host_pkg["outputs"])
+    (entry,) = [d for d in host_pkg["work"].iterdir() if (d / "binary.json").is_file()]
+    obj = entry / "obj_dir"
+    assert (obj / "Vfinn_top").is_file()
+    left = [f.name for pat in ("*.gch", "*.o", "*.a") for f in obj.glob(pat)]
+    assert left == []
+    assert json.loads((entry / "binary.json").read_text())["freed_mb"] > 10
+
+
+def test_prune_cache_keeps_the_most_recently_used(tmp_path: Path) -> None:
+    import os
+
+    from host.backends.rtlsim import prune_cache
+
+    for i in range(5):
+        (tmp_path / f"pkg-{i}").mkdir()
+        (tmp_path / f"pkg-{i}" / "binary.json").write_text("{}")
+        os.utime(tmp_path / f"pkg-{i}" / "binary.json", (1000 + i, 1000 + i))
+    (tmp_path / "stray").mkdir()  # no stamp: not a cache entry, left alone
+    os.utime(tmp_path / "pkg-0" / "binary.json", (5000, 5000))  # a cache hit touched it
+    gone = prune_cache(tmp_path, keep=2)
+    assert sorted(d.name for d in gone) == ["pkg-1", "pkg-2", "pkg-3"]
+    assert sorted(d.name for d in tmp_path.iterdir()) == ["pkg-0", "pkg-4", "stray"]
+    assert prune_cache(tmp_path, keep=2) == []  # negative control: nothing more to drop

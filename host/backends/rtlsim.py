@@ -339,6 +339,7 @@ def ensure_binary(package: Package, work: Path | None = None) -> tuple[Path, Pat
     binary, rtl = work / "obj_dir" / f"V{stitch.TOP}", work / "pkg" / "rtl"
     stamp = work / "binary.json"
     if stamp.is_file() and binary.is_file() and json.loads(stamp.read_text())["key"] == key:
+        stamp.touch()  # recently used: prune_cache keeps it
         return binary, rtl
     if work.exists():
         shutil.rmtree(work)
@@ -359,7 +360,22 @@ def ensure_binary(package: Package, work: Path | None = None) -> tuple[Path, Pat
     jobs = int(os.environ.get("HOST_VERILATOR_JOBS", "2"))
     build = verilate.build(rtl, files, work, jobs=jobs)
     stamp.write_text(json.dumps({"key": key, **build}, indent=1))
+    prune_cache(work.parent, keep=int(os.environ.get("HOST_RTLSIM_CACHE_KEEP", "8")))
     return binary, rtl
+
+
+def prune_cache(root: Path, keep: int) -> list[Path]:
+    """Keep the ``keep`` most recently used binaries under ``root``; delete the rest.
+
+    Every package a test or a user verifies adds one entry (a tmp package too), so an
+    unbounded cache fills the disk. Entries are ordered by their stamp's mtime, which a
+    cache hit refreshes. Returns the deleted folders.
+    """
+    entries = sorted((d for d in root.iterdir() if (d / "binary.json").is_file()),
+                     key=lambda d: (d / "binary.json").stat().st_mtime, reverse=True)
+    for d in entries[keep:]:
+        shutil.rmtree(d, ignore_errors=True)
+    return entries[keep:]
 
 
 class RtlsimBackend(DmaBackend):
