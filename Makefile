@@ -2,7 +2,7 @@
 # Designs and boards are names of files under configs/.
 SHELL := /bin/bash
 PY ?= .venv/bin/python
-DESIGN ?= eqnet-fq-2x2-64qam
+DESIGN ?= eqnet-fq-uniform-2x2-64qam
 BOARD ?= pynq-z2
 RECIPE ?= short
 VECTORS ?= 10000

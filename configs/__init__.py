@@ -1,6 +1,6 @@
 """Design and board configurations: a design and a board are names, not code.
 
-``load_design("eqnet-fq-2x2-64qam")`` reads ``configs/designs/<name>.yaml``;
+``load_design("eqnet-fq-uniform-2x2-64qam")`` reads ``configs/designs/<name>.yaml``;
 ``load_board("pynq-z2")`` reads ``configs/boards/<name>.yaml``. Both validate the file
 against the schema in :mod:`configs.schema` (unknown keys, missing keys, wrong types and
 out-of-range values are refused with a :class:`ConfigError` naming the file, the key and

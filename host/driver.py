@@ -303,7 +303,7 @@ class Accelerator:
     """A package's accelerator: float or integer vectors in, the same kind out, per named
     stream.
 
-    ``Accelerator("bitstreams/eqnet-fq-2x2-64qam-pynq-z2")`` checks the package
+    ``Accelerator("bitstreams/eqnet-fq-uniform-2x2-64qam-pynq-z2")`` checks the package
     (:func:`host.package.open_package`: contract digest, artifact hashes, no unlisted files,
     the I/O contract re-derived from the hashed models), then opens the backend (``auto``:
     the board where there is one, else the RTL simulation; or a :class:`Backend`

@@ -4,7 +4,7 @@ Unknown keys are refused and every problem is reported at once, in a
 :class:`configs.ConfigError` that names the file and the key path (``curves[1].backend``),
 the value and what is allowed (the formatter of ``configs.schema``). A file holds::
 
-    name: eqnet-fq-2x2-64qam          # = the file's stem; results/sweeps/<name>/
+    name: eqnet-fq-uniform-2x2-64qam          # = the file's stem; results/sweeps/<name>/
     description: "..."                # optional
     seed: 0                           # sweep seed (chunk seeds, interleaver)
     common_random_numbers: true       # all curves see the same bits/channels/noise
@@ -31,10 +31,10 @@ the value and what is allowed (the formatter of ``configs.schema``). A file hold
       skip_below_floor: true
     curves:
       - {label: ML, mode: ml, detector: ml}        # ml, maxlog-ml, zf-sic, lmmse, zf, kbest
-      - {label: "f_Q + g (float)", mode: float, design: eqnet-fq-2x2-64qam,
-         run: runs/eqnet-fq-2x2-64qam, encoder: brevitas, detector: ml, llr_max: 20}
+      - {label: "f_Q + g (float)", mode: float, design: eqnet-fq-uniform-2x2-64qam,
+         run: runs/eqnet-fq-uniform-2x2-64qam, encoder: brevitas, detector: ml, llr_max: 20}
       - {label: "f_Q + g (integer)", mode: integer,
-         package: bitstreams/eqnet-fq-2x2-64qam-pynq-z2, backend: integer,
+         package: bitstreams/eqnet-fq-uniform-2x2-64qam-pynq-z2, backend: integer,
          backend_options: {}, batch_size: 8192, detector: ml, llr_max: 20}
       - {label: "exact ML (estimator)", mode: estimate, estimator: exact-ml}
 

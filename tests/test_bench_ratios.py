@@ -24,7 +24,7 @@ import pytest
 from host.bench import is_cpu, ratios, table
 
 REPO = Path(__file__).resolve().parent.parent
-PKG = REPO / "bitstreams" / "eqnet-fq-2x2-64qam-pynq-z2"
+PKG = REPO / "bitstreams" / "eqnet-fq-uniform-2x2-64qam-pynq-z2"
 
 
 def row(backend: str, device: str, batch: int, latency_s: float) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from hw.build import build_package, recover_interrupted_swap
 from hw.flow import FAULT_ENV, file_sha256
 from tests.conftest import sigint_as_on_a_terminal
 
-DESIGN, BOARD = "eqnet-fq-2x2-64qam", "pynq-z2"
+DESIGN, BOARD = "eqnet-fq-uniform-2x2-64qam", "pynq-z2"
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "runs" / DESIGN
 PKG = ROOT / "bitstreams" / f"{DESIGN}-{BOARD}"

@@ -19,7 +19,7 @@ from configs import ConfigError, load_board, load_design, validate_board_file, v
 from configs.__main__ import main as configs_main
 from configs.schema import TASK_NAMES, Board, Design, _choices, validate_data
 
-DESIGN = "eqnet-fq-2x2-64qam"
+DESIGN = "eqnet-fq-uniform-2x2-64qam"  # the flat-layout design (one MLP)
 BOARD = "pynq-z2"
 
 

@@ -29,7 +29,7 @@ from hw.package import write_manifest
 from tests.test_host_package import fake_io, fake_models, fake_package
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_PKG = REPO / "bitstreams" / "eqnet-fq-2x2-64qam-pynq-z2"
+DEFAULT_PKG = REPO / "bitstreams" / "eqnet-fq-uniform-2x2-64qam-pynq-z2"
 SCALE_IN, SCALE_IN_BAD = 0.0078125, 0.0079125
 SCALE_OUT, SCALE_OUT_BAD = 0.03125, 0.03225
 

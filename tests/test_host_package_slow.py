@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PKG = REPO / "bitstreams" / "eqnet-fq-2x2-64qam-pynq-z2"
+PKG = REPO / "bitstreams" / "eqnet-fq-uniform-2x2-64qam-pynq-z2"
 
 
 @pytest.mark.slow

@@ -49,7 +49,7 @@ from host.package import open_package
 
 REPO = Path(__file__).resolve().parent.parent
 BITSTREAMS = REPO / "bitstreams"
-DEFAULT_PKG = BITSTREAMS / "eqnet-fq-2x2-64qam-pynq-z2"
+DEFAULT_PKG = BITSTREAMS / "eqnet-fq-uniform-2x2-64qam-pynq-z2"
 RTL = "finn.custom_op.fpgadataflow.rtl"
 
 

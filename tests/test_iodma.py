@@ -27,7 +27,7 @@ from configs import load_board
 from hw import iodma
 
 REPO = Path(__file__).resolve().parent.parent
-PKG = REPO / "bitstreams" / "eqnet-fq-2x2-64qam-pynq-z2"
+PKG = REPO / "bitstreams" / "eqnet-fq-uniform-2x2-64qam-pynq-z2"
 
 
 # ---------------------------------------------------------------- the rule, by hand

@@ -17,7 +17,7 @@ from hw.flow import file_sha256
 from hw.rtlsim.run import run_sim
 from tests.test_rtlsim_cosim import assert_changed_weight_mismatches
 
-DESIGN = "eqnet-fq-2x2-64qam"
+DESIGN = "eqnet-fq-uniform-2x2-64qam"
 STAGES = ["brevitas_cpu", "qonnx", "finn_converted", "streamlined", "hw_folded"]
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ import hw  # noqa: F401  (FINN's offline bootstrap)
 from hw import resources as R
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PKG = ROOT / "bitstreams" / "eqnet-fq-2x2-64qam-pynq-z2"
+DEFAULT_PKG = ROOT / "bitstreams" / "eqnet-fq-uniform-2x2-64qam-pynq-z2"
 RTLLIB = Path(__import__("finn").__file__).parent / "finn-rtllib" / "mvu"
 
 

@@ -32,7 +32,7 @@ from sweep.stats import clopper_pearson, stop_reason
 
 PY = sys.executable
 RAY = str(Path(sys.executable).with_name("ray"))
-DESIGN = "eqnet-fq-2x2-64qam"
+DESIGN = "eqnet-fq-uniform-2x2-64qam"
 RUN = REPO_ROOT / "runs" / DESIGN
 PKG = REPO_ROOT / "bitstreams" / f"{DESIGN}-pynq-z2"
 

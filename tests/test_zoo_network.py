@@ -15,6 +15,7 @@ import pytest
 import torch
 from qonnx.core.modelwrapper import ModelWrapper
 
+import configs
 import hw  # noqa: F401  (offline FINN bootstrap)
 from configs import ConfigError, load_board
 from configs.schema import Design as DesignSchema
@@ -24,6 +25,7 @@ from export.qonnx_export import export_codes_model
 from hw.build import compile_and_verify
 from hw.verify import execute_codes
 from zoo.network import CodebookHead, CodebookInput, KMeansHead, QuantNet
+from zoo.registry import build_network
 
 IN8 = {"bits": 8, "scale_log2": -7}
 TANH6 = {"kind": "quant", "activation": "tanh", "bits": 6, "scale_log2": -5, "narrow": True}
@@ -196,3 +198,40 @@ def test_codebook_input_gives_back_the_index_where_levels_share_a_grid_point() -
     assert nearest_on_table.tolist() != [0, 1, 2, 3]  # the rule this input does not use
     with pytest.raises(ValueError, match="strictly increasing"):
         q.set_levels(np.array([[0.0, 0.5, 0.5, 0.9]]))
+
+
+def _dense_shapes(net: torch.nn.Module) -> list[tuple[str, tuple[int, ...]]]:
+    return [(k, tuple(m.weight.shape)) for k, m in net.named_modules()
+            if isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.dim() == 2]
+
+
+def _paper_shapes(name: str) -> dict[str, Any]:
+    """What eqnet-*-2x2-64qam must be, by the paper (N_t = 2, K = 6: 12 LLRs, latent
+    3 N_t = 6, width 4 N_t K = 48) and the authors' code (f_E: Dense(192) per input)."""
+    d = configs.load_design(name)
+    net = build_network(d)
+    shapes = _dense_shapes(net)
+    return {"inputs": list(getattr(net, "input_decl", [])), "shapes": shapes,
+            "heads": {k: v["head"] for k, v in d["model"].get("paths", {}).items()}}
+
+
+def test_paper_designs_have_the_papers_shapes() -> None:
+    fq = _paper_shapes("eqnet-fq-2x2-64qam")
+    assert fq["inputs"] == ["soft_bits"]
+    assert [s for _, s in fq["shapes"]] == [(48, 12)] + [(48, 48)] * 5 + [(6, 48)]
+    assert fq["heads"]["latent"]["kind"] == "kmeans" and fq["heads"]["latent"]["levels"] == 64
+    g = _paper_shapes("eqnet-g-2x2-64qam")
+    per_branch = [(48, 6)] + [(48, 48)] * 5 + [(1, 48)]
+    assert [s for _, s in g["shapes"]] == per_branch * 12
+    assert configs.load_design("eqnet-g-2x2-64qam")["model"]["inputs"]["latent"]["levels"] == 64
+    for name, blocks in (("eqnet-fe-l-2x2-64qam", 1), ("eqnet-fe-p-2x2-64qam", 3)):
+        fe = _paper_shapes(name)
+        assert fe["inputs"] == ["y", "H", "noise_std"]
+        shapes = [s for _, s in fe["shapes"]]
+        assert shapes[:3] == [(192, 4), (192, 8), (192, 1)]  # 2 N_r, 2 N_r N_t, sigma
+        assert shapes[3] == (192, 576) and shapes[-1] == (6, 192)
+        assert len([k for k, _ in fe["shapes"] if k.endswith((".fc1", ".fc2"))]) == 2 * blocks
+        assert configs.load_design(name)["train"]["teacher_design"] == "eqnet-fq-2x2-64qam"
+    # Negative control: the one-MLP design with a uniform latent is not the paper's f_Q.
+    uni = _paper_shapes("eqnet-fq-uniform-2x2-64qam")
+    assert [s for _, s in uni["shapes"]] != [(48, 12)] + [(48, 48)] * 5 + [(6, 48)]
