@@ -1,0 +1,1 @@
+"""Paper-reproduction scripts: one module per paper, each writing results/<paper>/."""
