@@ -195,7 +195,7 @@ def _choices(names: Iterable[str]) -> str:
 
 #: Training tasks (train.tasks.TASKS; tests/test_train_tasks.py checks the two agree).
 TASK_NAMES = ("reconstruction", "regression", "classification", "eqnet_stage1",
-              "eqnet_stage2", "eqnet_joint", "from_run")
+              "eqnet_stage2", "eqnet_joint", "from_run", "bae_autoencoder")
 #: Default task by model layout when train.task is omitted (the registry's default,
 #: zoo.registry.task_of; tests/test_train_tasks.py checks it for every shipped design).
 DEFAULT_TASK = {"mlp": "reconstruction", "paths": "regression"}
@@ -273,7 +273,38 @@ class SyntheticTeacherData(_Strict):
         "Seed of the teacher's weights (the recipe's seed draws the inputs).", default=None)
 
 
-DATA_KINDS = {"mimo_llr": MimoLlrData, "synthetic_teacher": SyntheticTeacherData}
+class BaeLinkData(_Strict):
+    """``kind: bae_link``: the Tanh bit-wise autoencoder's link (phy.coupled_mimo): random
+    bits, the transmitter's symbols through y = H x + n with a fixed real H."""
+
+    kind: Literal["bae_link"] = _f(
+        "'bae_link'",
+        "Data set (zoo.datasets): k * n_t random bits; y = H x + n with x the trained "
+        "transmitter's symbols (runs/<design>), H unit-diagonal with `coupling` elsewhere.")
+    n_t: PositiveInt = _f("integer >= 1", "Antennas (n_t = n_r).")
+    bits_per_antenna: PositiveInt = _f("integer >= 1", "k: bits per antenna and channel use.")
+    coupling: _number(ge=0, le=1) = _f(
+        "a number in [0, 1] (0: AWGN, H = I)", "Off-diagonal coefficient of the real H.")
+    snr_db: list[Number] = _f(
+        "a pair [lo, hi] of numbers with lo <= hi (lo = hi: a single SNR)",
+        "Training SNR range in dB, 10 log10(2 / sigma^2) (phy.coupled_mimo): uniform per "
+        "vector.", min_length=2, max_length=2)
+
+    def features(self) -> dict[str, int]:
+        """Features per named float feature (zoo.datasets._bae_link)."""
+        return {"bits": self.bits_per_antenna * self.n_t, "x": 2 * self.n_t,
+                "y": 2 * self.n_t}
+
+    @field_validator("snr_db")
+    @classmethod
+    def _ordered(cls, v: list[float]) -> list[float]:
+        if v[0] > v[1]:
+            raise PydanticCustomError("snr_order", "lo > hi")
+        return v
+
+
+DATA_KINDS = {"mimo_llr": MimoLlrData, "synthetic_teacher": SyntheticTeacherData,
+              "bae_link": BaeLinkData}
 
 
 def tag_by(key: str, default: str) -> Callable[[Any], str | None]:
@@ -619,7 +650,8 @@ TASK_KEYS = {"reconstruction": (("decoder_hidden", "loss", "loss_eps"), ()),
              "eqnet_stage1": (("decoder_design", "loss_eps"), ("finetune_epochs",)),
              "eqnet_stage2": (("teacher_design",), ()),
              "eqnet_joint": (("decoder_design", "loss_eps"), ("finetune_epochs",)),
-             "from_run": (("source",), ())}
+             "from_run": (("source",), ()),
+             "bae_autoencoder": (("transmitter_design",), ())}
 
 
 class TrainConfig(_Strict):
@@ -652,6 +684,10 @@ class TrainConfig(_Strict):
     teacher_design: Annotated[str, Field(strict=True, pattern=NAME_RE)] = _f(
         "a design name (eqnet_stage2 only, required there)",
         "The f_Q whose run (runs/<design>: f_Q and its deployed g) this f_E learns from.",
+        default=None)
+    transmitter_design: Annotated[str, Field(strict=True, pattern=NAME_RE)] = _f(
+        "a design name (bae_autoencoder only, required there)",
+        "The deployed transmitter trained end to end with this receiver (train.tasks.bae).",
         default=None)
     source: SourceConfig = _f(
         "a mapping {design, key} (from_run only, required there)",
@@ -753,13 +789,20 @@ class Design(_Strict):
                          "model.inputs and model.paths; this model has the single-MLP layout",
                          "'mimo_llr' for the single-MLP layout (or give model.inputs and "
                          "model.paths)")
-        if isinstance(self.data, MimoLlrData) and isinstance(self.model, PathsModel):
+        if isinstance(self.data, BaeLinkData) and not isinstance(self.model, PathsModel):
+            raise _cross("data.kind", "'bae_link' feeds named inputs (bits or y); this "
+                         "model has the single-MLP layout", "a paths-layout model")
+        if self.task == "bae_autoencoder" and kind != "bae_link":
+            raise _cross("train.task", f"'bae_autoencoder' trains on data kind 'bae_link', "
+                         f"not {kind!r}", "data.kind: bae_link")
+        if isinstance(self.data, (MimoLlrData, BaeLinkData)) and \
+                isinstance(self.model, PathsModel):
             have = self.data.features()
             for n, d in self.model.inputs.items():
                 if d.kind == "codebook":
                     continue  # indices from another network (EQ-Net g reads f_Q's)
                 if n not in have:
-                    raise _cross(f"model.inputs.{n}", f"data kind 'mimo_llr' has no feature "
+                    raise _cross(f"model.inputs.{n}", f"data kind {kind!r} has no feature "
                                  f"{n!r}", f"an input named after one of {_choices(have)}")
                 if d.features != have[n]:
                     raise _cross(f"model.inputs.{n}.features", f"{d.features} != the "

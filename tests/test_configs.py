@@ -357,7 +357,7 @@ LAYOUT_CASES: list[tuple[str, str, Callable[[dict[str, Any]], None], str, list[s
      "data.kind", ["draws inputs and targets from model.inputs",
                    "'mimo_llr' for the single-MLP layout"]),
     ("data-kind-missing", DESIGN, lambda d: d["data"].pop("kind"), "data.kind",
-     ["missing required key", "'mimo_llr' or 'synthetic_teacher'"]),
+     ["missing required key", "'mimo_llr', 'synthetic_teacher' or 'bae_link'"]),
     ("data-kind-near", TWO_IO, lambda d: d["data"].update(kind="synthetic_teachr"),
      "data.kind", ["did you mean 'synthetic_teacher'"]),
     ("task-unknown", TWO_IO, lambda d: d["train"].update(task="denoising"), "train.task",

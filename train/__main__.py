@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UnknownTaskError, UnknownRecipeError) as e:
         print(f"train: error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(metrics.get("final") or metrics["history"][-1]))
+    # The last validation row; a task that trains nothing (from_run) has none: its source.
+    hist = metrics.get("history") or [{k: metrics.get(k) for k in ("source", "source_key")}]
+    print(json.dumps(metrics.get("final") or hist[-1]))
     return 0
 
 

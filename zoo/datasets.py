@@ -10,6 +10,10 @@ Kinds (``data.kind`` in the design YAML):
   cached in ``data/cache/``;
 * ``multiuser``: the 12 x 4 BPSK uplink of the task-based quantization paper
   (``phy.multiuser``): ``y``, ``bits``, ``target:class``;
+* ``bae_link``: the Tanh bit-wise autoencoder's link (``phy.coupled_mimo``): ``bits``
+  (k n_t, 0/1), ``target:<output>`` (the bits again, for the receiver), and, for a
+  receiver whose run holds its trained transmitter, that transmitter's symbols ``x`` and
+  ``y = H x + n`` (both real-valued: real parts, then imaginary parts);
 * ``synthetic_teacher``: random inputs on each input's grid range and targets from a
   fixed random teacher per output path (for the synthetic designs that prove the floor).
 """
@@ -78,6 +82,67 @@ def _multiuser(design: dict[str, Any], n: int, seed: int,
     bits, _ = hypotheses(h.shape[1])
     return {"y": np.concatenate(ys).astype(np.float32), "bits": bits[cls].astype(np.float32),
             "target:class": cls[:, None].astype(np.float32)}
+
+
+def _bae_transmitter(design: dict[str, Any]) -> Any:
+    """The trained transmitter a ``bae_link`` receiver reads: the ``transmitter`` entry of
+    its own run (runs/<design>/checkpoint.pt, train.tasks.bae), built from the design named
+    by ``train.transmitter_design``; in eval mode."""
+    import torch
+
+    from configs import load_design
+    from zoo.checkpoint import run_of
+    from zoo.registry import build_network
+
+    path = run_of(design["name"]) / "checkpoint.pt"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"design {design['name']!r}: its input y needs the transmitter trained with it, "
+            f"in {path}, which does not exist: run `make train DESIGN={design['name']}`")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if "transmitter" not in ckpt:
+        raise KeyError(f"{path} has no 'transmitter' (keys {sorted(ckpt)}): retrain "
+                       f"{design['name']!r} with train.task bae_autoencoder")
+    tx = build_network(load_design(ckpt["transmitter_design"]))
+    tx.load_state_dict(ckpt["transmitter"])
+    return tx.eval()
+
+
+def bae_channel(x: np.ndarray, design: dict[str, Any], snr_db: np.ndarray,
+                rng: np.random.Generator) -> np.ndarray:
+    """(n, 2 n_t) real symbols [Re | Im] -> (n, 2 n_t) y = H x + n, [Re | Im], with
+    sigma^2 per receive antenna from ``snr_db`` (n,) (phy.coupled_mimo.noise_var)."""
+    from phy.coupled_mimo import coupling_matrix, noise_var
+
+    d = design["data"]
+    h = coupling_matrix(d["n_t"], d["coupling"])
+    n_t = d["n_t"]
+    std = np.sqrt(noise_var(np.asarray(snr_db, dtype=np.float64)) / 2)[:, None]
+    y_re = x[:, :n_t] @ h.T + std * rng.standard_normal((len(x), n_t))
+    y_im = x[:, n_t:] @ h.T + std * rng.standard_normal((len(x), n_t))
+    return np.concatenate([y_re, y_im], axis=1)
+
+
+@dataset("bae_link")
+def _bae_link(design: dict[str, Any], n: int, seed: int,
+              cache_dir: Path | None) -> dict[str, np.ndarray]:
+    """``bits`` (n, k n_t) and ``target:<output>`` = bits for every model output; for a
+    receiver (an input ``y``): ``x`` and ``y`` (n, 2 n_t) through its trained transmitter,
+    the SNR uniform in ``data.snr_db`` per vector."""
+    import torch
+
+    d, m = design["data"], design["model"]
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(0, 2, (n, d["bits_per_antenna"] * d["n_t"])).astype(np.float32)
+    out = {"bits": bits, **{f"target:{o}": bits for o in m["paths"]}}
+    if "y" in m["inputs"]:
+        tx = _bae_transmitter(design)
+        with torch.no_grad():
+            x = tx(torch.from_numpy(bits)).numpy().astype(np.float64)
+        snr = rng.uniform(*d["snr_db"], n)
+        out["x"] = x.astype(np.float32)
+        out["y"] = bae_channel(x, design, snr, rng).astype(np.float32)
+    return out
 
 
 @dataset("synthetic_teacher")

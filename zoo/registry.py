@@ -125,3 +125,8 @@ register("synthetic", "codebook", dataset="synthetic_teacher", task="regression"
 # reading k-means indices, which takes its weights from f_Q's run (from_run).
 register("eqnet", "encoder", dataset="mimo_llr", task="eqnet_stage1")(paths_net)
 register("eqnet", "decoder", dataset="mimo_llr", task="from_run")(paths_net)
+# The Tanh bit-wise MIMO autoencoder (García Martí et al.): the receiver trains end to end
+# with its transmitter (bae_autoencoder, a channel y = H x + n between them); the
+# transmitter design takes its weights from the receiver's run (from_run).
+register("bae", "rx", dataset="bae_link", task="bae_autoencoder")(paths_net)
+register("bae", "tx", dataset="bae_link", task="from_run")(paths_net)

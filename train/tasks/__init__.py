@@ -5,10 +5,19 @@
 * ``regression`` (:mod:`train.tasks.regression`): every output against
   ``target:<output>``, codebook heads fitted by k-means afterwards;
 * ``classification`` (:mod:`train.tasks.classification`): cross-entropy of each output's
-  logits against class indices ``target:<output>``.
+  logits against class indices ``target:<output>``;
+* ``eqnet_stage1``, ``eqnet_stage2``, ``eqnet_joint``, ``from_run`` (:mod:`train.tasks.eqnet`);
+* ``bae_autoencoder`` (:mod:`train.tasks.bae`): the Tanh bit-wise autoencoder's receiver
+  and transmitter end to end through the channel.
 """
 
-from train.tasks import classification, eqnet, reconstruction, regression  # noqa: F401 (register)
+from train.tasks import (  # noqa: F401 (register)
+    bae,
+    classification,
+    eqnet,
+    reconstruction,
+    regression,
+)
 from train.tasks.base import (
     TASKS,
     VAL_SAMPLES,
