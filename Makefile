@@ -105,3 +105,11 @@ SWEEP_OUT ?= results/sweeps
 sweep: setup
 	$(PY) -m sweep $(SWEEP) --out $(SWEEP_OUT) $(if $(WORKERS),--workers $(WORKERS)) \
 	  $(if $(ADDRESS),--address $(ADDRESS))
+
+# The Tanh bit-wise MIMO autoencoder paper (issue 17): Figs. 1a-1d, Table 2 and the
+# ablations into results/bae/ (summary.json: paper | float | integer | gap). Needs the runs
+# of bae-rx-{2x2,4x4,8x8}-k2 (make train) and, for the integer curves, the packages of
+# bae-{tx,rx}-*-k2 for $(BOARD) (make train export hw); RECIPE=full for the full recipes.
+.PHONY: paper-bae
+paper-bae: setup
+	$(PY) -m paper.bae --out results/bae --recipe $(RECIPE) --board $(BOARD)
