@@ -27,7 +27,7 @@ import argparse
 import copy
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,65 +46,55 @@ TARGET = 1e-3
 # --- Tanh-BAE: float and integer curves ---------------------------------------------------
 
 
-def _pair(design: dict[str, Any], ckpt: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
-    """(tx, rx) trained networks in eval mode from a bae_autoencoder checkpoint."""
-    from configs import load_design
-    from zoo.registry import build_network
+def _pair(design: dict[str, Any], run: Path) -> tuple[nn.Module, nn.Module]:
+    """(tx, rx) trained networks in eval mode from a bae_autoencoder run folder."""
+    from zoo.checkpoint import load_run, load_transmitter
 
-    rx = build_network(design)
-    rx.load_state_dict(ckpt["model"])
-    tx = build_network(ckpt.get("transmitter_model") or
-                       load_design(ckpt["transmitter_design"]))
-    tx.load_state_dict(ckpt["transmitter"])
-    return tx.eval(), rx.eval()
+    rx, ckpt = load_run(design, run)
+    return load_transmitter(ckpt), rx
 
 
-def _bits_per_point(design: dict[str, Any], bits: int) -> int:
-    d = design["data"]
-    return max(1, bits // (d["n_t"] * d["bits_per_antenna"]))
-
-
-@torch.no_grad()
-def float_curve(design: dict[str, Any], tx: nn.Module, rx: nn.Module, snrs: Sequence[float],
-                bits: int = 1_000_000, seed: int = 11) -> list[dict]:
-    """BER of the PyTorch networks (float y, deployed hard decisions) per SNR."""
+def ber_points(design: dict[str, Any], transmit: Callable[[np.ndarray], np.ndarray],
+               receive: Callable[[np.ndarray], np.ndarray], snrs: Sequence[float], what: str,
+               bits: int = 1_000_000, seed: int = 11) -> list[dict]:
+    """BER per SNR of bits (n, k n_t) -> ``transmit`` -> symbols -> y = H x + n ->
+    ``receive`` -> soft bits, hard bit = soft bit >= 1/2; the same vectors for every
+    ``transmit``/``receive`` pair (seed, point index)."""
     from zoo.datasets import bae_channel
 
-    n = _bits_per_point(design, bits)
     k = design["data"]["n_t"] * design["data"]["bits_per_antenna"]
-    (out,) = list(rx.heads)
+    n = max(1, bits // k)
     pts = []
-    for i, s in enumerate(tqdm(snrs, desc=f"{design['name']} float", leave=False)):
+    for i, s in enumerate(tqdm(snrs, desc=f"{design['name']} {what}", leave=False)):
         rng = np.random.default_rng([seed, i])
         b = rng.integers(0, 2, (n, k)).astype(np.float32)
-        x = tx(torch.from_numpy(b)).numpy().astype(np.float64)
-        y = bae_channel(x, design, np.full(n, s), rng).astype(np.float32)
-        p = rx(torch.from_numpy(y)).numpy()
+        x = np.asarray(transmit(b), dtype=np.float64)
+        p = np.asarray(receive(bae_channel(x, design, np.full(n, s), rng).astype(np.float32)))
         err = int(((p >= 0.5) != (b > 0.5)).sum())
         pts.append({"snr_db": s, "ber": err / b.size, "errors": err, "bits": int(b.size)})
     return pts
 
 
-def integer_curve(design: dict[str, Any], tx_pkg: Path, rx_pkg: Path, snrs: Sequence[float],
-                  bits: int = 1_000_000, seed: int = 11) -> list[dict]:
+def float_curve(design: dict[str, Any], tx: nn.Module, rx: nn.Module, snrs: Sequence[float]
+                ) -> list[dict]:
+    """BER of the PyTorch networks (float y, deployed hard decisions) per SNR."""
+
+    def torch_net(net: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda a: net(torch.from_numpy(a)).detach().numpy()
+
+    with torch.no_grad():
+        return ber_points(design, torch_net(tx), torch_net(rx), snrs, "float")
+
+
+def integer_curve(design: dict[str, Any], tx_pkg: Path, rx_pkg: Path, snrs: Sequence[float]
+                  ) -> list[dict]:
     """BER with both deployed packages in the loop (integer backend), per SNR."""
     from host.driver import Accelerator
-    from zoo.datasets import bae_channel
 
     tx = Accelerator(tx_pkg, backend="integer")
     rx = Accelerator(rx_pkg, backend="integer")
-    n = _bits_per_point(design, bits)
-    k = design["data"]["n_t"] * design["data"]["bits_per_antenna"]
-    pts = []
-    for i, s in enumerate(tqdm(snrs, desc=f"{design['name']} integer", leave=False)):
-        rng = np.random.default_rng([seed, i])
-        b = rng.integers(0, 2, (n, k)).astype(np.float32)
-        x = np.asarray(tx.execute({"bits": b})["x"], dtype=np.float64)
-        y = bae_channel(x, design, np.full(n, s), rng).astype(np.float32)
-        p = np.asarray(rx.execute({"y": y})["p"])
-        err = int(((p >= 0.5) != (b > 0.5)).sum())
-        pts.append({"snr_db": s, "ber": err / b.size, "errors": err, "bits": int(b.size)})
-    return pts
+    return ber_points(design, lambda b: tx.execute({"bits": b})["x"],
+                      lambda y: rx.execute({"y": y})["p"], snrs, "integer")
 
 
 def train_variant(base: dict[str, Any], name: str, out: Path, recipe: str,
@@ -131,8 +121,7 @@ def train_variant(base: dict[str, Any], name: str, out: Path, recipe: str,
     if not ((run / "variant.json").is_file() and (run / "variant.json").read_text() == key):
         save_run(rx_d, recipe, fit_design(rx_d, recipe), run)
         (run / "variant.json").write_text(key)
-    ckpt = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
-    tx, rx = _pair(rx_d, ckpt)
+    tx, rx = _pair(rx_d, run)
     return rx_d, tx, rx
 
 
@@ -157,8 +146,10 @@ class _Float(nn.Module):
         self.dec = nn.Sequential(*layers, nn.Linear(w, n_out))
 
     def symbols(self, inp: torch.Tensor) -> torch.Tensor:
+        """(B, 2 n_t) symbols scaled so that the batch's mean energy per vector is 2 n_t
+        (2 per antenna; the vector has 2 n_t real dimensions)."""
         x = self.enc(inp)
-        return x * torch.sqrt(2 * x.shape[1] / 2 / (x ** 2).sum(1).mean())
+        return x * torch.sqrt(x.shape[1] / (x ** 2).sum(1).mean())
 
 
 def _float_ae_ber(kind: str, n_t: int, k: int, snr_train: float, snrs: Sequence[float],
@@ -261,8 +252,7 @@ def fig_coupled(n: int, out: Path, board: str, detectors: Sequence[str]) -> dict
 
     name = f"bae-rx-{n}x{n}-k2"
     design = load_design(name)
-    ckpt = torch.load(run_of(name) / "checkpoint.pt", map_location="cpu", weights_only=False)
-    tx, rx = _pair(design, ckpt)
+    tx, rx = _pair(design, run_of(name))
     curves = {f"QPSK {d.upper() if d != 'ml' else 'ML'}": ber_curve(
         n, 2, 0.3, SNRS, d, max_bits=1_000_000, min_errors=300, progress=False)
         for d in detectors}
@@ -286,6 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     from configs import load_design
     from paper import bae_memory
+    from zoo.checkpoint import run_of
 
     rows: list[dict] = []
     # Table 2 (formula and measured peaks).
@@ -356,9 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  min_errors=300, progress=False), TARGET)
     for label, v in variants.items():
         if v is None:
-            ckpt = torch.load(Path("runs/bae-rx-2x2-k2/checkpoint.pt"), map_location="cpu",
-                              weights_only=False)
-            d, (tx, rx) = base, _pair(base, ckpt)
+            d, (tx, rx) = base, _pair(base, run_of(base["name"]))
         else:
             slug = label.replace(" ", "-").replace("[", "").replace("]", "").replace(",", "")
             d, tx, rx = train_variant(base, f"bae-rx-2x2-k2-{slug}", out, args.recipe, *v)

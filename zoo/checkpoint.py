@@ -36,3 +36,17 @@ def load_run(design: dict[str, Any], run_dir: Path) -> tuple[nn.Module, dict[str
 def load_trained(design: dict[str, Any], run_dir: Path) -> nn.Module:
     """The trained quantized network of a design from its run folder, in eval mode."""
     return load_run(design, run_dir)[0]
+
+
+def load_transmitter(ckpt: dict[str, Any]) -> nn.Module:
+    """The transmitter a ``bae_autoencoder`` run trained with its receiver (``transmitter``
+    state; its design as the mapping ``transmitter_model``, else by the name
+    ``transmitter_design``), in eval mode."""
+    from configs import load_design
+
+    if "transmitter" not in ckpt:
+        raise KeyError(f"checkpoint of {ckpt.get('design')!r} has no 'transmitter' (keys "
+                       f"{sorted(ckpt)}): retrain it with train.task bae_autoencoder")
+    tx = build_network(ckpt.get("transmitter_model") or load_design(ckpt["transmitter_design"]))
+    tx.load_state_dict(ckpt["transmitter"])
+    return tx.eval()

@@ -86,26 +86,10 @@ def _multiuser(design: dict[str, Any], n: int, seed: int,
 
 def _bae_transmitter(design: dict[str, Any]) -> Any:
     """The trained transmitter a ``bae_link`` receiver reads: the ``transmitter`` entry of
-    its own run (runs/<design>/checkpoint.pt, train.tasks.bae), built from the design named
-    by ``train.transmitter_design``; in eval mode."""
-    import torch
+    its own run (runs/<design>/checkpoint.pt, train.tasks.bae); in eval mode."""
+    from zoo.checkpoint import load_run, load_transmitter, run_of
 
-    from configs import load_design
-    from zoo.checkpoint import run_of
-    from zoo.registry import build_network
-
-    path = run_of(design["name"]) / "checkpoint.pt"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"design {design['name']!r}: its input y needs the transmitter trained with it, "
-            f"in {path}, which does not exist: run `make train DESIGN={design['name']}`")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if "transmitter" not in ckpt:
-        raise KeyError(f"{path} has no 'transmitter' (keys {sorted(ckpt)}): retrain "
-                       f"{design['name']!r} with train.task bae_autoencoder")
-    tx = build_network(load_design(ckpt["transmitter_design"]))
-    tx.load_state_dict(ckpt["transmitter"])
-    return tx.eval()
+    return load_transmitter(load_run(design, run_of(design["name"]))[1])
 
 
 def bae_channel(x: np.ndarray, design: dict[str, Any], snr_db: np.ndarray,
