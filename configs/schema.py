@@ -204,6 +204,13 @@ IDENT_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
 IDENT_ALLOWED = "an identifier (letters, digits and '_', not starting with a digit)"
 
 
+def _lo_le_hi(v: list[float] | None) -> list[float] | None:
+    """A validator of an SNR range [lo, hi]: refuses lo > hi."""
+    if v is not None and v[0] > v[1]:
+        raise PydanticCustomError("snr_order", "lo > hi")
+    return v
+
+
 class MimoLlrData(_Strict):
     """``kind: mimo_llr``: the link-level simulation that produces LLR features."""
 
@@ -252,12 +259,7 @@ class MimoLlrData(_Strict):
             raise PydanticCustomError("bits_per_symbol", "not 1 and not even")
         return v
 
-    @field_validator("snr_db")
-    @classmethod
-    def _ordered(cls, v: list[float] | None) -> list[float] | None:
-        if v is not None and v[0] > v[1]:
-            raise PydanticCustomError("snr_order", "lo > hi")
-        return v
+    _ordered = field_validator("snr_db")(_lo_le_hi)
 
 
 class SyntheticTeacherData(_Strict):
@@ -295,12 +297,7 @@ class BaeLinkData(_Strict):
         return {"bits": self.bits_per_antenna * self.n_t, "x": 2 * self.n_t,
                 "y": 2 * self.n_t}
 
-    @field_validator("snr_db")
-    @classmethod
-    def _ordered(cls, v: list[float]) -> list[float]:
-        if v[0] > v[1]:
-            raise PydanticCustomError("snr_order", "lo > hi")
-        return v
+    _ordered = field_validator("snr_db")(_lo_le_hi)
 
 
 DATA_KINDS = {"mimo_llr": MimoLlrData, "synthetic_teacher": SyntheticTeacherData,
