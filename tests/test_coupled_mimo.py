@@ -13,11 +13,13 @@ from phy.constellation import qam_constellation
 from phy.coupled_mimo import (
     PEAK_ENERGY,
     ber_curve,
+    best_peak_bounded_min_distance,
     coupling_matrix,
     noise_var,
     qam_ber,
     qam_peak_scale,
     real_decoupled_llr,
+    received_min_distance,
     snr_at_ber,
 )
 from phy.llr import exact_llr
@@ -154,3 +156,21 @@ def test_ber_curve_stopping_rule_and_interpolation():
     assert snr_at_ber(synthetic, 1e-3) == pytest.approx(1.0)
     assert snr_at_ber(synthetic, 1e-5) == pytest.approx(3.0)
     assert math.isnan(snr_at_ber(synthetic, 1e-8))
+
+
+def test_qpsk_min_distance_by_hand_and_the_search_bound():
+    """QPSK through the 0.3 coupling: the closest received pair is x = +-(1, -1), whose
+    images are +-(0.7, -0.7), 2 sqrt(2) 0.7 apart (by hand). The search finds no 16-point
+    peak-bounded constellation farther apart; negative control: at coupling 0.9 QPSK's
+    images collapse (2 sqrt(2) 0.1) and the same search finds a far better one."""
+    qpsk = np.array(list(itertools.product([-1.0, 1.0], repeat=4)))
+    assert math.isclose(received_min_distance(qpsk, 0.3), 2 * math.sqrt(2) * 0.7)
+    assert math.isclose(received_min_distance(qpsk, 0.0), 2.0)
+    b = best_peak_bounded_min_distance(2, 2, 0.3, restarts=8, steps=600)
+    assert math.isclose(b["qam_min_distance"], 2 * math.sqrt(2) * 0.7)
+    assert b["gain_db"] < 0.05
+    strong = best_peak_bounded_min_distance(2, 2, 0.9, restarts=8, steps=600)
+    assert math.isclose(strong["qam_min_distance"], 2 * math.sqrt(2) * 0.1)
+    assert strong["gain_db"] > 6
+    with pytest.raises(ValueError, match="even number of bits"):
+        best_peak_bounded_min_distance(2, 3, 0.3)
