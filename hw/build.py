@@ -372,6 +372,8 @@ def _build_into(design_name: str, board_name: str, run: Path, out: Path,
             raise FileNotFoundError(f"{p} not found: run `make export DESIGN={design_name}` first")
     if folding is None and design.get("hw", {}).get("folding_config"):
         folding = Path(design["hw"]["folding_config"])
+        if not folding.is_absolute():  # the schema's word: relative to the repository root
+            folding = REPO_ROOT / folding
     build_dir = Path("build") / tag
     golden = Golden.load(golden_path)
     inputs, expected = golden.inputs, golden.outputs
