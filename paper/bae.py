@@ -43,6 +43,7 @@ from phy.coupled_mimo import (
     coupling_matrix,
     noise_var,
     snr_at_ber,
+    through_real_h,
 )
 
 SNRS = [float(s) for s in range(0, 17)]
@@ -177,7 +178,7 @@ def _float_ae_ber(kind: str, n_t: int, k: int, snr_train: float, snrs: Sequence[
         inp = F.one_hot(msg, m).float() if kind == "ae" else b
         x = net.symbols(inp)
         std = math.sqrt(noise_var(snr) / 2)
-        y = torch.cat([x[:, :n_t] @ h.T, x[:, n_t:] @ h.T], 1)
+        y = through_real_h(x, h)
         return net.dec(y + std * torch.randn_like(y))
 
     for _ in tqdm(range(steps), desc=f"float {kind.upper()} {n_t}x{n_t} k={k}", leave=False):

@@ -221,6 +221,8 @@ def build_model(scheme: str, n_t: int, k: int, h_t: int, h_r: int) -> Any:
     from torch import nn
     from torch.nn import functional as F
 
+    from phy.coupled_mimo import coupling_matrix
+
     bitwise = scheme == "BAE"
     if scheme not in ("AE", "BAE"):
         raise ValueError(f"measurement supports 'AE' and 'BAE', not {scheme!r}")
@@ -243,8 +245,7 @@ def build_model(scheme: str, n_t: int, k: int, h_t: int, h_r: int) -> Any:
                 d_in = h_r
             layers.append(nn.Linear(h_r, width))
             self.decoder = nn.Sequential(*layers)
-            ch = torch.full((n_t, n_t), CHANNEL_OFF_DIAG)
-            ch.fill_diagonal_(1.0)
+            ch = torch.from_numpy(coupling_matrix(n_t, CHANNEL_OFF_DIAG)).float()
             self.register_buffer("channel", ch)
             self.noise_std = 0.1
 

@@ -75,6 +75,19 @@ def coupling_matrix(n: int, coupling: float) -> np.ndarray:
     return H
 
 
+def through_real_h(x, h):  # noqa: ANN001, ANN201 (numpy arrays or torch tensors)
+    """Noiseless received [Re | Im] (..., 2 N) of symbols ``x`` (..., 2 N) = [Re | Im]
+    through the real ``h`` (N, N), which acts on both parts alike. numpy in, numpy out;
+    torch in (``h`` a tensor too), torch out. The one place the stacking is written."""
+    n = h.shape[0]
+    re, im = x[..., :n] @ h.T, x[..., n:] @ h.T
+    if isinstance(re, np.ndarray):
+        return np.concatenate([re, im], -1)
+    import torch
+
+    return torch.cat([re, im], -1)
+
+
 def noise_var(snr_db: float | np.ndarray) -> float | np.ndarray:
     """sigma^2 per receive antenna for ``SNR = PEAK_ENERGY / sigma^2`` in dB."""
     return PEAK_ENERGY * 10.0 ** (-np.asarray(snr_db, dtype=np.float64) / 10.0)
@@ -315,9 +328,7 @@ def snr_at_ber(curve: Sequence[dict], target: float = 1e-3) -> float:
 def received_min_distance(x: np.ndarray, coupling: float) -> float:
     """Minimum Euclidean distance between the noiseless received points of a constellation
     ``x`` (M, 2 N) = [Re | Im] per message through ``coupling_matrix(N, coupling)``."""
-    n = x.shape[1] // 2
-    h = coupling_matrix(n, coupling)
-    y = np.concatenate([x[:, :n] @ h.T, x[:, n:] @ h.T], 1)
+    y = through_real_h(x, coupling_matrix(x.shape[1] // 2, coupling))
     d = np.sqrt(((y[:, None, :] - y[None, :, :]) ** 2).sum(-1))
     return float(d[~np.eye(len(y), dtype=bool)].min())
 
@@ -354,7 +365,7 @@ def best_peak_bounded_min_distance(n: int, bits_per_antenna: int, coupling: floa
     mask = 1e3 * torch.eye(2 ** k)
     for t in range(steps):
         x = torch.tanh(z)
-        y = torch.cat([x[..., :n] @ h.T, x[..., n:] @ h.T], -1)
+        y = through_real_h(x, h)
         d = torch.cdist(y, y) + mask
         tau = 0.02 + 0.3 * (1 - t / steps)
         loss = (tau * torch.logsumexp(-d.flatten(1) / tau, 1)).sum()

@@ -96,15 +96,14 @@ def bae_channel(x: np.ndarray, design: dict[str, Any], snr_db: np.ndarray,
                 rng: np.random.Generator) -> np.ndarray:
     """(n, 2 n_t) real symbols [Re | Im] -> (n, 2 n_t) y = H x + n, [Re | Im], with
     sigma^2 per receive antenna from ``snr_db`` (n,) (phy.coupled_mimo.noise_var)."""
-    from phy.coupled_mimo import coupling_matrix, noise_var
+    from phy.coupled_mimo import coupling_matrix, noise_var, through_real_h
 
     d = design["data"]
     h = coupling_matrix(d["n_t"], d["coupling"])
     n_t = d["n_t"]
     std = np.sqrt(noise_var(np.asarray(snr_db, dtype=np.float64)) / 2)[:, None]
-    y_re = x[:, :n_t] @ h.T + std * rng.standard_normal((len(x), n_t))
-    y_im = x[:, n_t:] @ h.T + std * rng.standard_normal((len(x), n_t))
-    return np.concatenate([y_re, y_im], axis=1)
+    noise = [rng.standard_normal((len(x), n_t)) for _ in range(2)]  # Re, then Im
+    return through_real_h(x, h) + std * np.concatenate(noise, axis=1)
 
 
 @dataset("bae_link")

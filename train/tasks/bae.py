@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from phy.coupled_mimo import coupling_matrix, noise_var
+from phy.coupled_mimo import coupling_matrix, noise_var, through_real_h
 from train.tasks.base import VAL_SAMPLES, TaskResult, TaskRun, one_cycle, register
 from zoo.network import QuantNet
 from zoo.registry import build_network
@@ -79,8 +79,7 @@ class Link(nn.Module):
         snr = torch.empty(len(x), 1).uniform_(*self.snr, generator=gen) if \
             self.snr[1] > self.snr[0] else torch.full((len(x), 1), self.snr[0])
         std = torch.from_numpy(np.sqrt(noise_var(snr.numpy()) / 2)).float()
-        n = self.n_t
-        y = torch.cat([x[:, :n] @ self.h.T, x[:, n:] @ self.h.T], dim=1)
+        y = through_real_h(x, self.h)
         return y + std * torch.randn(y.shape, generator=gen)
 
     def forward(self, bits: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
